@@ -1,0 +1,20 @@
+r"""The distribution families and their shared pieces."""
+
+from gendist.distributions.base import LOG_PROB_KINDS, Honest, LogProbKind
+from gendist.distributions.bases import DiagNormal, Fixed, GaussianMixture, StandardNormal, as_base
+from gendist.distributions.flow import Flow
+from gendist.distributions.lazy import LazyDistribution, LazyTransform
+
+__all__ = [
+    "LOG_PROB_KINDS",
+    "DiagNormal",
+    "Fixed",
+    "Flow",
+    "GaussianMixture",
+    "Honest",
+    "LazyDistribution",
+    "LazyTransform",
+    "LogProbKind",
+    "StandardNormal",
+    "as_base",
+]

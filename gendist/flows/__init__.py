@@ -1,0 +1,35 @@
+r"""Normalizing flows as modules: ``flow(context)`` returns a :class:`~gendist.Flow` distribution."""
+
+from gendist.flows.autoregressive import IAF, MAF, MaskedAutoregressive, orders
+from gendist.flows.core import FlowModule, Unconditional
+from gendist.flows.coupling import NICE, CouplingLayer, RealNVP, alternating_masks
+from gendist.flows.elementwise import Elementwise
+from gendist.flows.linear import LU, Permute, RandomPermutation, Reverse
+from gendist.flows.normalization import ActNorm, BatchNorm
+from gendist.flows.spline import NSF
+from gendist.flows.univariate import Additive, Affine, Spline, Univariate
+
+__all__ = [
+    "IAF",
+    "LU",
+    "MAF",
+    "NICE",
+    "NSF",
+    "ActNorm",
+    "Additive",
+    "Affine",
+    "BatchNorm",
+    "CouplingLayer",
+    "Elementwise",
+    "FlowModule",
+    "MaskedAutoregressive",
+    "Permute",
+    "RandomPermutation",
+    "RealNVP",
+    "Reverse",
+    "Spline",
+    "Unconditional",
+    "Univariate",
+    "alternating_masks",
+    "orders",
+]

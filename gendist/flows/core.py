@@ -1,0 +1,122 @@
+r"""The flow module: lazy transforms and a base, assembled into a :class:`~gendist.Flow`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+from torch import Size, Tensor
+from torch.distributions import biject_to, constraints
+from torch.distributions.transforms import Transform as _TorchTransform
+
+from gendist.distributions.bases import as_base
+from gendist.distributions.flow import Flow
+from gendist.distributions.lazy import LazyDistribution, LazyTransform
+
+__all__ = ["FlowModule", "Unconditional", "check_context"]
+
+
+class Unconditional(LazyTransform):
+    r"""Wrap a fixed (parameter-free) transform so it can sit in a flow's list."""
+
+    def __init__(self, transform: _TorchTransform) -> None:
+        super().__init__()
+        self.transform = transform
+
+    def forward(self, c: Tensor | None = None) -> _TorchTransform:
+        return self.transform
+
+
+def check_context(c: Tensor | None, context: int, where: str) -> None:
+    r"""Raise a clear error unless ``c`` is a finite float tensor of shape ``(..., context)``."""
+    if torch.compiler.is_compiling():
+        return
+    if context == 0:
+        if c is not None:
+            raise ValueError(f"{where} is unconditional (context=0) but got a context `c`")
+        return
+    if c is None:
+        raise ValueError(
+            f"{where} is conditional on a context of size {context}: call it with `c` of shape "
+            f"(..., {context})"
+        )
+    if not isinstance(c, Tensor) or not c.dtype.is_floating_point:
+        got = c.dtype if isinstance(c, Tensor) else type(c).__name__
+        raise TypeError(f"{where}: context `c` must be a floating-point tensor, got {got}")
+    if c.dim() < 1 or c.shape[-1] != context:
+        raise ValueError(
+            f"{where}: context `c` must have shape (..., {context}), got shape {tuple(c.shape)}"
+        )
+    if not bool(torch.isfinite(c).all()):
+        raise ValueError(f"{where}: context `c` has NaN or infinite entries; expected finite values")
+
+
+class FlowModule(LazyDistribution):
+    r"""A normalizing flow as a module: ``flow(c)`` returns a :class:`~gendist.Flow`.
+
+    Arguments:
+        transforms: lazy transforms (or fixed transforms) from the base space
+            to the data space, applied in order.
+        features: the data dimension :math:`D`.
+        context: the context size (0 for an unconditional flow).
+        base: the base distribution: None for a standard normal, a
+            :class:`~gendist.distributions.LazyDistribution` module, or any
+            torch/Pyro distribution over vectors of size :math:`D`.
+        support: an optional constraint on the data (``constraints.positive``,
+            ``constraints.interval(a, b)``, ...); the flow ends with
+            ``biject_to(support)`` so its samples and density live there.
+
+    Example:
+        >>> from gendist.flows import MAF
+        >>> flow = MAF(3, context=2)
+        >>> d = flow(torch.randn(5, 2))
+        >>> d.sample().shape, d.batch_shape
+        (torch.Size([5, 3]), torch.Size([5]))
+    """
+
+    def __init__(
+        self,
+        transforms: Sequence[LazyTransform | _TorchTransform],
+        features: int,
+        context: int = 0,
+        base: LazyDistribution | torch.distributions.Distribution | None = None,
+        support: constraints.Constraint | None = None,
+    ) -> None:
+        super().__init__()
+        if features < 1:
+            raise ValueError(f"features must be >= 1, got {features}")
+        if context < 0:
+            raise ValueError(f"context must be >= 0, got {context}")
+        self.features = int(features)
+        self.context = int(context)
+        self.transforms = nn.ModuleList(
+            t if isinstance(t, nn.Module) else Unconditional(t) for t in transforms
+        )
+        self.base = as_base(base, features)
+        self.support = support
+        if support is not None:
+            if not isinstance(support, constraints.Constraint):
+                raise TypeError(f"support must be a torch constraint, got {type(support).__name__}")
+            self._bijector = biject_to(support)
+
+    def forward(self, c: Tensor | None = None) -> Flow:
+        check_context(c, self.context, type(self).__name__)
+        transforms = [t(c) for t in self.transforms]
+        if self.support is not None:
+            transforms.append(self._bijector)
+        return Flow(self.base(c), transforms)
+
+    def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        r"""Shorthand for ``self(c).log_prob(x)``."""
+        return self(c).log_prob(x)
+
+    def sample(self, sample_shape: Size = Size(), c: Tensor | None = None) -> Tensor:
+        r"""Shorthand for ``self(c).sample(sample_shape)``."""
+        return self(c).sample(sample_shape)
+
+    def rsample_and_log_prob(
+        self, sample_shape: Size = Size(), c: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        r"""Shorthand for ``self(c).rsample_and_log_prob(sample_shape)``."""
+        return self(c).rsample_and_log_prob(sample_shape)
