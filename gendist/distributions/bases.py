@@ -36,7 +36,7 @@ class StandardNormal(LazyDistribution):
 
 
 class DiagNormal(LazyDistribution):
-    r"""A diagonal Gaussian :math:`\mathcal{N}(\mu, \mathrm{diag}(\sigma^2))` with learnable :math:`\mu, \log \sigma`."""
+    r"""A diagonal Gaussian :math:`\mathcal{N}(\mu, \mathrm{diag}(\sigma^2))`, learnable :math:`\mu, \log \sigma`."""
 
     def __init__(self, features: int) -> None:
         super().__init__()

@@ -2,12 +2,13 @@ r"""The normalizing-flow distribution: a base distribution pushed through a bije
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pyro.distributions as dist
 import torch
 from torch import Size, Tensor
-from torch.distributions import Distribution
+from torch.distributions import Distribution, constraints
 from torch.distributions.transforms import Transform as _TorchTransform
 from torch.distributions.utils import _sum_rightmost
 
@@ -55,11 +56,13 @@ class Flow(dist.TransformedDistribution, Honest):
             transforms = [transforms]
         super().__init__(base, list(transforms), validate_args=validate_args)
         self.transform = Compose(self.transforms)
+        self._constrained = not _is_real(self.transform.codomain)
 
     def expand(self, batch_shape: Size, _instance: Flow | None = None) -> Flow:
         new = self._get_checked_instance(Flow, _instance)
         new = super().expand(batch_shape, _instance=new)
         new.transform = self.transform
+        new._constrained = self._constrained
         return new
 
     def _base_event_dim(self) -> int:
@@ -76,7 +79,11 @@ class Flow(dist.TransformedDistribution, Honest):
         if self._validate_args:
             self._validate_sample(value)
         z, ladj = inv_and_ladj(self.transform, value)
-        return self._combine(self.base_dist.log_prob(z), ladj)
+        lp = self._combine(self.base_dist.log_prob(z), ladj)
+        if self._constrained:  # outside a constrained support the density is 0
+            inside = self.support.check(value)
+            lp = torch.where(inside, lp, torch.full_like(lp, -math.inf))
+        return lp
 
     def rsample_and_log_prob(self, sample_shape: Size = Size()) -> tuple[Tensor, Tensor]:
         r"""Draw reparameterized samples and their log-density in one forward pass."""
@@ -90,3 +97,9 @@ class Flow(dist.TransformedDistribution, Honest):
             z = self.base_dist.sample(sample_shape)
             x, ladj = call_and_ladj(self.transform, z)
             return x, self._combine(self.base_dist.log_prob(z), ladj)
+
+
+def _is_real(c: constraints.Constraint) -> bool:
+    while isinstance(c, constraints.independent):
+        c = c.base_constraint
+    return c is constraints.real or isinstance(c, type(constraints.real))

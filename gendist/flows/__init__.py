@@ -8,6 +8,7 @@ from gendist.flows.linear import LU, Permute, RandomPermutation, Reverse
 from gendist.flows.normalization import ActNorm, BatchNorm
 from gendist.flows.spline import NSF
 from gendist.flows.univariate import Additive, Affine, Spline, Univariate
+from gendist.flows.vi import PlanarFlow, PlanarLayer, RadialFlow, RadialLayer, SylvesterFlow, SylvesterLayer
 
 __all__ = [
     "IAF",
@@ -24,10 +25,16 @@ __all__ = [
     "FlowModule",
     "MaskedAutoregressive",
     "Permute",
+    "PlanarFlow",
+    "PlanarLayer",
+    "RadialFlow",
+    "RadialLayer",
     "RandomPermutation",
     "RealNVP",
     "Reverse",
     "Spline",
+    "SylvesterFlow",
+    "SylvesterLayer",
     "Unconditional",
     "Univariate",
     "alternating_masks",

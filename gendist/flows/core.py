@@ -7,12 +7,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 from torch import Size, Tensor
-from torch.distributions import biject_to, constraints
+from torch.distributions import constraints
 from torch.distributions.transforms import Transform as _TorchTransform
 
 from gendist.distributions.bases import as_base
 from gendist.distributions.flow import Flow
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
+from gendist.transforms.support import ToSupport
 
 __all__ = ["FlowModule", "Unconditional", "check_context"]
 
@@ -98,7 +99,7 @@ class FlowModule(LazyDistribution):
         if support is not None:
             if not isinstance(support, constraints.Constraint):
                 raise TypeError(f"support must be a torch constraint, got {type(support).__name__}")
-            self._bijector = biject_to(support)
+            self._bijector = ToSupport(support)
 
     def forward(self, c: Tensor | None = None) -> Flow:
         check_context(c, self.context, type(self).__name__)

@@ -5,6 +5,8 @@ from gendist.transforms.base import Compose, Inverse, Transform, call_and_ladj, 
 from gendist.transforms.elementwise import LeakyReLU, Logit, MonotonicAffine, Sigmoid, Softplus
 from gendist.transforms.linear import LULinear, Permutation
 from gendist.transforms.spline import MonotonicRQSpline
+from gendist.transforms.support import ToSupport
+from gendist.transforms.vi import Planar, Radial, Sylvester, bisect_tanh
 
 __all__ = [
     "Autoregressive",
@@ -17,9 +19,14 @@ __all__ = [
     "MonotonicAffine",
     "MonotonicRQSpline",
     "Permutation",
+    "Planar",
+    "Radial",
     "Sigmoid",
     "Softplus",
+    "Sylvester",
+    "ToSupport",
     "Transform",
+    "bisect_tanh",
     "call_and_ladj",
     "inv_and_ladj",
 ]

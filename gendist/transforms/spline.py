@@ -135,8 +135,14 @@ class MonotonicRQSpline(Transform):
         a = h * (s - d0) + dy * c1
         b = h * d0 - dy * c1
         c = -s * dy
-        disc = (b * b - 4 * a * c).clamp_min(0)
-        xi = (2 * c / (-b - torch.sqrt(disc))).clamp(0, 1)
+        sq = torch.sqrt((b * b - 4 * a * c).clamp_min(0))
+        # the root in [0, 1], by whichever of the two quadratic formulas does not cancel
+        pos = b >= 0
+        xi = torch.where(
+            pos,
+            2 * c / torch.where(pos, -b - sq, -1.0),
+            (sq - b) / torch.where(pos, 1.0, 2 * a),
+        ).clamp(0, 1)
         x = x0 + xi * w
         denom = s + c1 * xi * (1 - xi)
         ladj = self._log_derivative(s, xi, d0, d1, denom)

@@ -1,0 +1,41 @@
+r"""Public checks for transforms, distributions and models, and the conformance registry.
+
+Users call these on their own compositions; gendist's own suite runs them
+over every registered transform and model (:mod:`gendist.testing.registry`).
+"""
+
+from gendist.testing.distributions import (
+    check_bad_inputs,
+    check_extreme_inputs,
+    check_float64,
+    check_gradients,
+    check_log_prob_kind,
+    check_normalized,
+    check_pyro,
+    check_sample_log_prob,
+    check_shapes,
+    check_state_dict,
+)
+from gendist.testing.transforms import (
+    check_finite_gradients,
+    check_invertible,
+    check_log_abs_det_jacobian,
+    tolerance,
+)
+
+__all__ = [
+    "check_bad_inputs",
+    "check_extreme_inputs",
+    "check_finite_gradients",
+    "check_float64",
+    "check_gradients",
+    "check_invertible",
+    "check_log_abs_det_jacobian",
+    "check_log_prob_kind",
+    "check_normalized",
+    "check_pyro",
+    "check_sample_log_prob",
+    "check_shapes",
+    "check_state_dict",
+    "tolerance",
+]

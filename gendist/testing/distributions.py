@@ -1,0 +1,289 @@
+r"""Public checks of distributions and of the modules that build them.
+
+Each check raises an ``AssertionError`` saying what went wrong; it returns
+nothing on success. ``d`` is any torch/Pyro distribution; ``module`` is a
+module whose call ``module(c)`` returns one (a gendist model).
+
+Example:
+    >>> from gendist.flows import NSF
+    >>> flow = NSF(2, transforms=2, hidden=(16,))
+    >>> check_shapes(flow()); check_pyro(flow())
+    >>> round(check_normalized(flow()), 2)
+    1.0
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+from collections.abc import Callable
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn as nn
+from pyro.distributions.testing.gof import auto_goodness_of_fit
+from pyro.distributions.torch_distribution import TorchDistributionMixin
+from torch import Size, Tensor
+from torch.distributions import Distribution
+
+from gendist.distributions.base import LOG_PROB_KINDS
+from gendist.testing.transforms import _close, check_finite_gradients
+
+__all__ = [
+    "check_log_prob_kind",
+    "check_shapes",
+    "check_pyro",
+    "check_sample_log_prob",
+    "check_normalized",
+    "check_float64",
+    "check_state_dict",
+    "check_gradients",
+    "check_extreme_inputs",
+    "check_bad_inputs",
+]
+
+
+def check_log_prob_kind(d: Distribution) -> None:
+    r"""Check ``d`` declares what its ``log_prob`` is (``log_prob_kind``)."""
+    kind = getattr(d, "log_prob_kind", None)
+    if kind not in LOG_PROB_KINDS:
+        raise AssertionError(
+            f"{type(d).__name__}.log_prob_kind must be one of {sorted(LOG_PROB_KINDS)}, got {kind!r}"
+        )
+
+
+def check_shapes(d: Distribution, sample_shape: tuple[int, ...] = (3,)) -> None:
+    r"""Check ``sample``/``rsample``/``log_prob`` shapes, ``support``, ``expand`` and ``to_event``."""
+    S, B, E = Size(sample_shape), d.batch_shape, d.event_shape
+    x = d.sample(S)
+    if x.shape != S + B + E:
+        raise AssertionError(f"sample{tuple(S)}: shape {tuple(x.shape)} != {tuple(S + B + E)}")
+    lp = d.log_prob(x)
+    if lp.shape != S + B:
+        raise AssertionError(f"log_prob: shape {tuple(lp.shape)} != sample_shape + batch_shape {tuple(S + B)}")
+    if not torch.isfinite(lp).all():
+        raise AssertionError("log_prob of the distribution's own samples is not finite")
+    if d.has_rsample and d.rsample(S).shape != S + B + E:
+        raise AssertionError("rsample shape differs from sample shape")
+    support = d.support
+    if support.event_dim != len(E):
+        raise AssertionError(f"support.event_dim {support.event_dim} != len(event_shape) {len(E)}")
+    if not support.check(x).all():
+        raise AssertionError("samples fall outside the declared support")
+    e = d.expand(Size((2,)) + B)
+    if e.batch_shape != (2,) + B or e.event_shape != E:
+        raise AssertionError(f"expand: batch {tuple(e.batch_shape)}, event {tuple(e.event_shape)}")
+    xe = e.sample(S)
+    if xe.shape != S + (2,) + B + E or e.log_prob(xe).shape != S + (2,) + B:
+        raise AssertionError("expand: sample/log_prob shapes are wrong")
+    _close("log_prob after expand", e.log_prob(x.unsqueeze(len(S))), lp.unsqueeze(len(S)).expand(S + (2,) + B),
+           1e-5, 1e-5)
+    te = e.to_event(1) if isinstance(e, TorchDistributionMixin) else dist.Independent(e, 1)
+    EB = Size((2,)) + B
+    if te.event_shape != EB[-1:] + E or te.log_prob(xe).shape != S + EB[:-1]:
+        raise AssertionError(f"to_event(1): event_shape {tuple(te.event_shape)} or log_prob shape is wrong")
+
+
+def check_pyro(d: Distribution, plate_size: int = 4) -> None:
+    r"""Check ``d`` works as a latent and an observed ``pyro.sample`` site inside a plate,
+    under ``poutine.trace``, ``poutine.condition`` and ``.mask(False)``."""
+    B, E = d.batch_shape, d.event_shape
+    dim = -len(B) - 1
+
+    def model(obs: Tensor | None = None) -> Tensor:
+        with pyro.plate("plate", plate_size, dim=dim):
+            return pyro.sample("x", d, obs=obs)
+
+    trace = pyro.poutine.trace(model).get_trace()
+    x = trace.nodes["x"]["value"]
+    if x.shape != Size((plate_size,)) + B + E:
+        raise AssertionError(f"pyro.sample in a plate: value shape {tuple(x.shape)}")
+    trace.compute_log_prob()
+    site_lp = trace.nodes["x"]["log_prob"]
+    _close("pyro trace log_prob vs d.log_prob", site_lp, d.log_prob(x), 1e-5, 1e-5)
+    cond = pyro.poutine.trace(pyro.poutine.condition(model, data={"x": x})).get_trace()
+    if not torch.equal(cond.nodes["x"]["value"], x):
+        raise AssertionError("poutine.condition did not fix the site's value")
+    masked = d.mask(False)
+    if masked.log_prob(x).abs().sum() != 0:
+        raise AssertionError(".mask(False) did not zero log_prob")
+
+
+def check_sample_log_prob(
+    d: Distribution, n: int = 4000, threshold: float = 1e-3, fused: bool = True, rounds: int = 3
+) -> float:
+    r"""Goodness of fit of ``d.sample`` against ``d.log_prob`` (Pyro's ``auto_goodness_of_fit``).
+
+    Catches a flow that forgot a log-determinant or an unnormalized density.
+    The score is the median of ``rounds`` independent tests on ``n`` samples
+    each (the nearest-neighbour test is approximate at finite ``n``, so one
+    p-value alone fails correct models too often); it must exceed
+    ``threshold``. With ``fused``, also checks ``rsample_and_log_prob`` (or
+    ``sample_and_log_prob``) agrees with ``log_prob``. ``d`` must have an
+    empty batch shape, and ``n`` must exceed 1000 times the event size.
+    Returns the score (1 is perfect).
+    """
+    if d.batch_shape != ():
+        raise ValueError(f"check_sample_log_prob needs batch_shape (), got {tuple(d.batch_shape)}")
+    if n <= 1000 * d.event_shape.numel():
+        raise ValueError(f"check_sample_log_prob needs n > 1000 * event size = {1000 * d.event_shape.numel()}")
+    scores = []
+    with torch.no_grad():
+        if fused:
+            paired = getattr(d, "rsample_and_log_prob" if d.has_rsample else "sample_and_log_prob", None)
+            if paired is not None:
+                x2, lp2 = paired((64,))
+                tol = 1e-3 if x2.dtype == torch.float32 else 1e-8
+                _close("fused log_prob vs log_prob", lp2, d.log_prob(x2), tol, tol)
+        for _ in range(rounds):
+            x = d.sample((n,))
+            lp = d.log_prob(x)
+            scores.append(float(auto_goodness_of_fit(x.double(), lp.double().exp())))
+    score = sorted(scores)[len(scores) // 2]
+    if not score > threshold:
+        raise AssertionError(
+            f"samples disagree with log_prob: median goodness of fit {score:.3g} <= {threshold} "
+            f"(rounds: {', '.join(f'{s:.3g}' for s in scores)})"
+        )
+    return score
+
+
+def check_normalized(
+    d: Distribution,
+    low: Tensor | float | None = None,
+    high: Tensor | float | None = None,
+    points: int | None = None,
+    atol: float = 1e-3,
+) -> float:
+    r"""Check :math:`\int p(x) dx \approx 1` by quadrature, for 1-D or 2-D events.
+
+    The box ``[low, high]`` defaults to the range of 20,000 samples widened
+    by a quarter of its size on each side; the midpoint rule uses ``points``
+    per axis (20,001 in 1-D, 1,001 in 2-D). Returns the integral.
+    """
+    E = d.event_shape
+    D = E.numel()
+    if d.batch_shape != () or D not in (1, 2) or len(E) > 1:
+        raise ValueError(f"check_normalized needs batch_shape () and 1 or 2 event dims, got {tuple(E)}")
+    with torch.no_grad():
+        if low is None or high is None:
+            s = d.sample((20000,)).reshape(-1, D)
+            lo, hi = s.min(0).values, s.max(0).values
+            pad = 0.25 * (hi - lo)
+            low = lo - pad if low is None else low
+            high = hi + pad if high is None else high
+        dtype = torch.float64 if d.sample().dtype == torch.float64 else torch.get_default_dtype()
+        low = torch.as_tensor(low, dtype=dtype).expand(D)
+        high = torch.as_tensor(high, dtype=dtype).expand(D)
+        points = points or (20001 if D == 1 else 1001)
+        # midpoint rule on a regular grid
+        axes = [lo + (hi - lo) * (torch.arange(points, dtype=dtype) + 0.5) / points for lo, hi in zip(low, high)]
+        cell = torch.prod((high - low) / points)
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, D)
+        lp = torch.cat([_log_prob_or_ninf(d, g.reshape((-1,) + E)) for g in grid.split(65536)])
+        total = float(torch.exp(lp.double()).sum() * cell)
+    if not math.isfinite(total) or abs(total - 1) > atol:
+        raise AssertionError(f"density integrates to {total:.6f} over the box, not 1 (atol={atol})")
+    return total
+
+
+def _log_prob_or_ninf(d: Distribution, x: Tensor) -> Tensor:
+    """``log_prob`` inside the support, ``-inf`` outside (so validation never trips)."""
+    inside = d.support.check(x)
+    lp = torch.full(inside.shape, -math.inf, dtype=x.dtype)
+    if inside.any():
+        lp[inside] = d.log_prob(x[inside])
+    return lp
+
+
+def _context_like(c: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    return None if c is None else c.to(dtype)
+
+
+def check_float64(module: nn.Module, c: Tensor | None = None) -> None:
+    r"""Check a model runs in float64: ``module.double()`` samples and scores in float64."""
+    m = copy.deepcopy(module).double()
+    d = m(_context_like(c, torch.float64))
+    x = d.sample((5,))
+    if x.dtype != torch.float64:
+        raise AssertionError(f"float64 model sampled dtype {x.dtype}")
+    lp = d.log_prob(x)
+    if lp.dtype != torch.float64 or not torch.isfinite(lp).all():
+        raise AssertionError(f"float64 model log_prob has dtype {lp.dtype} / non-finite values")
+
+
+def check_state_dict(factory: Callable[[], nn.Module], c: Tensor | None = None, x: Tensor | None = None) -> None:
+    r"""Check that ``state_dict`` saved and loaded with ``weights_only=True`` reproduces ``log_prob`` exactly.
+
+    ``factory()`` builds a fresh model; the first one's state is loaded into
+    a second one built from a different random seed.
+    """
+    torch.manual_seed(1)
+    a = factory()
+    torch.manual_seed(2)
+    b = factory()
+    buffer = io.BytesIO()
+    torch.save(a.state_dict(), buffer)
+    buffer.seek(0)
+    b.load_state_dict(torch.load(buffer, weights_only=True))
+    a.eval(), b.eval()
+    with torch.no_grad():
+        x = a(c).sample((7,)) if x is None else x
+        la, lb = a(c).log_prob(x), b(c).log_prob(x)
+    if not torch.equal(la, lb):
+        raise AssertionError(f"log_prob differs after a state_dict round trip by {(la - lb).abs().max():.3g}")
+
+
+def check_gradients(module: nn.Module, x: Tensor, c: Tensor | None = None) -> None:
+    r"""Check ``log_prob(x)`` is finite and its gradient reaches every trainable parameter, finite."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    check_finite_gradients(module(c).log_prob(x), params, "log_prob")
+
+
+def check_extreme_inputs(module: nn.Module, c: Tensor | None = None, scales: tuple[float, ...] = (30.0, 1e3)) -> None:
+    r"""Check ``log_prob`` and its gradients stay finite far out in the tails (e.g. beyond a spline's bound).
+
+    Points outside a constrained support are skipped (their log-density is
+    :math:`-\infty` by definition).
+    """
+    d = module(c)
+    params = [p for p in module.parameters() if p.requires_grad]
+    x0 = d.sample((8,))
+    for scale in scales:
+        x = x0 / x0.abs().amax().clamp_min(1e-6) * scale
+        x = x.where(d.support.check(x).unsqueeze(-1).expand_as(x) if d.event_shape else d.support.check(x), x0)
+        x = x.detach().requires_grad_(True)
+        lp = module(c).log_prob(x)
+        check_finite_gradients(lp, params + [x], f"log_prob at |x| ~ {scale:g}")
+
+
+def _expect_error(kind: type[Exception], fn: Callable[[], object], what: str, words: tuple[str, ...]) -> None:
+    try:
+        fn()
+    except kind as e:
+        message = str(e)
+        missing = [w for w in words if w not in message]
+        if missing:
+            raise AssertionError(f"{what}: the error message {message!r} does not mention {missing}") from e
+        return
+    except Exception as e:  # noqa: BLE001
+        raise AssertionError(f"{what}: raised {type(e).__name__}: {e}, expected {kind.__name__}") from e
+    raise AssertionError(f"{what}: no error was raised, expected {kind.__name__}")
+
+
+def check_bad_inputs(d: Distribution) -> None:
+    r"""Check ``log_prob`` rejects NaN, infinite, integer and wrongly shaped values with clear errors."""
+    x = d.sample((2,))
+    if d.event_shape.numel() == 0 or not x.dtype.is_floating_point:
+        return
+    nan = x.clone()
+    nan.view(-1)[0] = float("nan")
+    _expect_error(ValueError, lambda: d.log_prob(nan), "NaN input", ("NaN",))
+    inf = x.clone()
+    inf.view(-1)[0] = float("inf")
+    _expect_error(ValueError, lambda: d.log_prob(inf), "infinite input", ("infinite",))
+    _expect_error(TypeError, lambda: d.log_prob(x.long()), "integer input", ("dtype", "int64"))
+    wrong = torch.zeros(x.shape[:-1] + (x.shape[-1] + 1,), dtype=x.dtype)
+    _expect_error(ValueError, lambda: d.log_prob(wrong), "wrong event shape", ("shape", str(tuple(d.event_shape))))

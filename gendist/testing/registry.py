@@ -1,0 +1,263 @@
+r"""The conformance registry: a small factory for every public model and transform, every option.
+
+Each entry builds a fresh module. The conformance suite
+(``tests/test_conformance.py``) runs every applicable public check on every
+entry; users can register their own compositions and run the same suite:
+
+Example:
+    >>> from gendist.flows import NSF
+    >>> entry = register_model("my-nsf", lambda: NSF(2, transforms=1, hidden=(8,)), features=2)
+    >>> entry.name in MODELS
+    True
+    >>> del MODELS["my-nsf"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyro.distributions as dist
+import torch
+import torch.nn as nn
+from torch import Tensor
+from torch.distributions import constraints
+
+from gendist.distributions.bases import DiagNormal, GaussianMixture
+from gendist.flows import (
+    IAF,
+    LU,
+    MAF,
+    NICE,
+    NSF,
+    ActNorm,
+    BatchNorm,
+    CouplingLayer,
+    Elementwise,
+    FlowModule,
+    MaskedAutoregressive,
+    Permute,
+    RandomPermutation,
+    RealNVP,
+    Reverse,
+)
+from gendist.flows.univariate import Spline
+from gendist.transforms import (
+    LeakyReLU,
+    LULinear,
+    MonotonicAffine,
+    MonotonicRQSpline,
+    Permutation,
+    Sigmoid,
+    Softplus,
+    ToSupport,
+)
+
+__all__ = ["ModelEntry", "TransformEntry", "MODELS", "TRANSFORMS", "register_model", "register_transform"]
+
+
+@dataclass
+class ModelEntry:
+    r"""A model factory and what the checks need to know about it.
+
+    Attributes:
+        name: a unique name.
+        factory: builds a fresh module; ``module(c)`` returns a distribution.
+        features: the event size :math:`D`.
+        context: the context size (0 for none).
+        normalize: whether quadrature normalization applies (1-2 features, light tails).
+        tags: free-form labels (``"slow-log-prob"`` for IAF-oriented models, ...).
+    """
+
+    name: str
+    factory: Callable[[], nn.Module]
+    features: int
+    context: int = 0
+    normalize: bool = True
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass
+class TransformEntry:
+    r"""A transform factory: ``factory(scale)`` builds a module whose call gives the transform.
+
+    Attributes:
+        name: a unique name.
+        factory: ``factory(scale)`` builds a fresh module; parameters are
+            then perturbed by noise of standard deviation ``scale``.
+        features: the event size (0 for an elementwise map on scalars).
+        context: the context size (0 for none).
+        magnitude: the largest input magnitude the map inverts accurately at.
+    """
+
+    name: str
+    factory: Callable[[float], nn.Module]
+    features: int
+    context: int = 0
+    magnitude: float = 100.0
+
+
+MODELS: dict[str, ModelEntry] = {}
+TRANSFORMS: dict[str, TransformEntry] = {}
+
+
+def register_model(name: str, factory: Callable[[], nn.Module], features: int, context: int = 0,
+                   normalize: bool = True, tags: tuple[str, ...] = ()) -> ModelEntry:
+    r"""Add a model factory to :data:`MODELS` and return its entry."""
+    if name in MODELS:
+        raise ValueError(f"a model named {name!r} is registered already")
+    entry = ModelEntry(name, factory, features, context, normalize and features <= 2, frozenset(tags))
+    MODELS[name] = entry
+    return entry
+
+
+def register_transform(name: str, factory: Callable[[float], nn.Module], features: int, context: int = 0,
+                       magnitude: float = 100.0) -> TransformEntry:
+    r"""Add a transform factory to :data:`TRANSFORMS` and return its entry."""
+    if name in TRANSFORMS:
+        raise ValueError(f"a transform named {name!r} is registered already")
+    entry = TransformEntry(name, factory, features, context, magnitude)
+    TRANSFORMS[name] = entry
+    return entry
+
+
+def perturb(module: nn.Module, scale: float, generator: torch.Generator | None = None) -> nn.Module:
+    r"""Add Gaussian noise of standard deviation ``scale`` to every parameter (in place); return the module."""
+    with torch.no_grad():
+        for p in module.parameters():
+            noise = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+            p.add_(scale * noise.to(p.device))
+    return module
+
+
+class _Stateless(nn.Module):
+    """A module around a stateless transform built from a scale; ``.to(dtype)`` converts its tensors."""
+
+    def __init__(self, build: Callable[[float], object], scale: float) -> None:
+        super().__init__()
+        self.build, self.scale = build, scale
+        self.register_buffer("probe", torch.zeros(()))
+
+    def forward(self, c: Tensor | None = None) -> object:
+        t = self.build(self.scale)
+        for key, value in list(vars(t).items()):
+            if isinstance(value, Tensor) and value.dtype.is_floating_point:
+                setattr(t, key, value.to(self.probe))
+        return t
+
+
+def _stateless(build: Callable[[float], object]) -> Callable[[float], nn.Module]:
+    return lambda scale: _Stateless(build, scale)
+
+
+# ---------------------------------------------------------------- models
+
+_H = (16, 16)
+
+
+def _models() -> None:
+    m = register_model
+    m("maf", lambda: MAF(2, transforms=2, hidden=_H), 2)
+    m("maf-context", lambda: MAF(3, context=2, transforms=2, hidden=_H), 3, 2)
+    m("maf-randperm", lambda: MAF(3, transforms=2, hidden=_H, randperm=True, seed=3), 3)
+    m("maf-spline", lambda: MAF(2, transforms=2, hidden=_H, univariate="spline"), 2)
+    m("maf-additive", lambda: MAF(2, transforms=2, hidden=_H, univariate="additive"), 2)
+    m("maf-1d", lambda: MAF(1, transforms=2, hidden=_H), 1)
+    m("maf-tanh", lambda: MAF(2, transforms=2, hidden=_H, activation=nn.Tanh), 2)
+    m("maf-mixture-base", lambda: MAF(2, transforms=2, hidden=_H, base=GaussianMixture(2, 3)), 2)
+    m("maf-diag-base", lambda: MAF(2, transforms=1, hidden=_H, base=DiagNormal(2)), 2)
+    m("maf-laplace-base", lambda: MAF(2, transforms=1, hidden=_H,
+                                      base=dist.Laplace(torch.zeros(2), torch.ones(2)).to_event(1)), 2)
+    m("maf-positive", lambda: MAF(2, transforms=2, hidden=_H, support=constraints.positive), 2,
+      normalize=False)  # log-normal-like spike at 0: a uniform grid cannot integrate it to 1e-3
+    m("maf-interval", lambda: MAF(2, transforms=2, hidden=_H, support=constraints.interval(-2.0, 3.0)), 2)
+    m("iaf", lambda: IAF(2, transforms=2, hidden=_H), 2, tags=("slow-log-prob",))
+    m("iaf-context", lambda: IAF(3, context=2, transforms=2, hidden=_H), 3, 2, tags=("slow-log-prob",))
+    m("nsf", lambda: NSF(2, transforms=2, hidden=_H), 2)
+    m("nsf-context", lambda: NSF(3, context=2, transforms=2, hidden=_H), 3, 2)
+    m("nsf-bins3-bound2", lambda: NSF(2, transforms=2, bins=3, bound=2.0, hidden=_H), 2)
+    m("nsf-sample-fast", lambda: NSF(2, transforms=2, hidden=_H, fast="sample"), 2, tags=("slow-log-prob",))
+    m("nsf-randperm", lambda: NSF(3, transforms=2, hidden=_H, randperm=True), 3)
+    m("nsf-coupling", lambda: NSF(2, transforms=2, hidden=_H, coupling=True), 2)
+    m("nsf-coupling-context", lambda: NSF(4, context=3, transforms=2, hidden=_H, coupling=True), 4, 3)
+    m("nsf-coupling-masks", lambda: NSF(3, transforms=2, hidden=_H, coupling=True,
+                                        masks=[torch.tensor([1, 1, 0]), torch.tensor([0, 1, 1])]), 3)
+    m("realnvp", lambda: RealNVP(2, transforms=3, hidden=_H), 2)
+    m("realnvp-context", lambda: RealNVP(3, context=2, transforms=2, hidden=_H), 3, 2)
+    m("nice", lambda: NICE(2, transforms=2, hidden=_H), 2)
+    m("nice-context", lambda: NICE(3, context=1, transforms=2, hidden=_H), 3, 1)
+    m("composed", lambda: FlowModule([
+        ActNorm(3), LU(3), Reverse(3), Elementwise(3, univariate="spline"),
+        MaskedAutoregressive(3, hidden=_H), RandomPermutation(3, seed=0), BatchNorm(3).eval(),
+        Elementwise(3, univariate="additive"),
+    ], features=3), 3)
+    m("composed-context", lambda: FlowModule([
+        Elementwise(2, context=2, univariate=Spline(4, 3.0), hidden=(8,)), LU(2), Permute([1, 0]),
+        CouplingLayer(2, torch.tensor([True, False]), context=2, hidden=_H),
+    ], features=2, context=2), 2, 2)
+
+
+# ---------------------------------------------------------------- transforms
+
+def _g(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _spline(scale: float, bins: int = 6, bound: float = 3.0) -> MonotonicRQSpline:
+    g = _g()
+    return MonotonicRQSpline(scale * torch.randn(bins, generator=g), scale * torch.randn(bins, generator=g),
+                             scale * torch.randn(bins - 1, generator=g), bound=bound)
+
+
+def _lu(scale: float) -> LULinear:
+    g = _g()
+    upper = torch.eye(3) + scale * torch.randn(3, 3, generator=g).triu(1)
+    return LULinear(scale * torch.randn(3, 3, generator=g), upper, torch.randn(3, generator=g))
+
+
+def _transforms() -> None:
+    t = register_transform
+    t("monotonic-affine", _stateless(lambda s: MonotonicAffine(torch.tensor(s), torch.tensor(-s / 2))), 0)
+    t("shift", _stateless(lambda s: MonotonicAffine(torch.tensor(s))), 0)
+    t("rq-spline", _stateless(_spline), 0)
+    t("rq-spline-2bins-bound10", _stateless(lambda s: _spline(s, bins=2, bound=10.0)), 0)
+    t("rq-spline-16bins-bound0.5", _stateless(lambda s: _spline(s, bins=16, bound=0.5)), 0)
+    t("sigmoid", _stateless(lambda s: Sigmoid()), 0, magnitude=15.0)
+    t("softplus", _stateless(lambda s: Softplus()), 0, magnitude=30.0)
+    t("leaky-relu", _stateless(lambda s: LeakyReLU(0.05 + abs(s))), 0)
+    t("to-support-interval", _stateless(lambda s: ToSupport(constraints.interval(-1.0, 2.0 + abs(s)))), 0,
+      magnitude=15.0)
+    t("permutation", _stateless(lambda s: Permutation(torch.tensor([2, 0, 1]))), 3)
+    t("lu-linear", _stateless(_lu), 3, magnitude=100.0)
+    for uni in ("affine", "additive", "spline"):
+        t(f"elementwise-{uni}", lambda s, u=uni: Elementwise(3, univariate=u), 3)
+        t(f"elementwise-{uni}-context", lambda s, u=uni: Elementwise(3, context=2, univariate=u, hidden=(8,)), 3, 2)
+        t(f"coupling-{uni}", lambda s, u=uni: CouplingLayer(3, torch.tensor([1, 0, 1]), univariate=u, hidden=_H), 3)
+        t(f"coupling-{uni}-context", lambda s, u=uni: CouplingLayer(
+            4, torch.tensor([0, 1, 0, 0]), context=2, univariate=u, hidden=_H), 4, 2)
+        for fast in ("log_prob", "sample"):
+            t(f"made-{uni}-{fast}", lambda s, u=uni, f=fast: MaskedAutoregressive(
+                3, univariate=u, fast=f, hidden=_H, order=torch.tensor([1, 2, 0])), 3)
+            t(f"made-{uni}-{fast}-context", lambda s, u=uni, f=fast: MaskedAutoregressive(
+                3, context=2, univariate=u, fast=f, hidden=_H), 3, 2)
+    t("made-spline-bins3-bound1", lambda s: MaskedAutoregressive(2, univariate=Spline(3, 1.0), hidden=_H), 2)
+    t("lu", lambda s: LU(3), 3)
+    t("reverse", lambda s: Reverse(4), 4)
+    t("random-permutation", lambda s: RandomPermutation(5, seed=1), 5)
+    t("permute", lambda s: Permute([0, 2, 1]), 3)
+    t("actnorm", lambda s: ActNorm(3), 3)
+    t("batchnorm-eval", lambda s: BatchNorm(3).eval(), 3)
+
+
+def build_transform(entry: TransformEntry, scale: float, seed: int,
+                    dtype: torch.dtype = torch.float64) -> tuple[nn.Module, Tensor | None]:
+    r"""Build an entry's module with parameters perturbed by ``scale`` (seeded), and a context if it needs one."""
+    g = _g(seed)
+    module = entry.factory(scale)
+    perturb(module, scale, g).to(dtype)
+    c = torch.randn(4, entry.context, generator=g, dtype=dtype) if entry.context else None
+    return module, c
+
+
+_models()
+_transforms()
