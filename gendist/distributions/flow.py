@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pyro.distributions as dist
 import torch
 from torch import Size, Tensor
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution, biject_to, constraints
 from torch.distributions.transforms import Transform as _TorchTransform
 from torch.distributions.utils import _sum_rightmost
 
@@ -76,12 +76,20 @@ class Flow(dist.TransformedDistribution, Honest):
 
     def log_prob(self, value: Tensor) -> Tensor:
         check_value("value", value, self.event_shape, f"{type(self).__name__}.log_prob")
+        if value.numel() == 0:  # torch's support checks and _sum_rightmost fail on empty batches
+            shape = torch.broadcast_shapes(value.shape[: value.dim() - len(self.event_shape)], self.batch_shape)
+            return value.new_zeros(shape)
         if self._validate_args:
             self._validate_sample(value)
-        z, ladj = inv_and_ladj(self.transform, value)
-        lp = self._combine(self.base_dist.log_prob(z), ladj)
         if self._constrained:  # outside a constrained support the density is 0
             inside = self.support.check(value)
+            if not torch.compiler.is_compiling() and not bool(inside.all()):
+                # score a point of the support instead, so no NaN reaches the gradients
+                safe = biject_to(self.support)(torch.zeros_like(value))
+                value = torch.where(inside.reshape(inside.shape + (1,) * len(self.event_shape)), value, safe)
+        z, ladj = inv_and_ladj(self.transform, value)
+        lp = self._combine(self.base_dist.log_prob(z), ladj)
+        if self._constrained:
             lp = torch.where(inside, lp, torch.full_like(lp, -math.inf))
         return lp
 

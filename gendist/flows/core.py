@@ -68,6 +68,9 @@ class FlowModule(LazyDistribution):
             ``constraints.interval(a, b)``, ...); the flow ends with
             ``biject_to(support)`` so its samples and density live there.
 
+    Set ``validate_args`` (an attribute, None by default: torch's global
+    default) to make every distribution it builds validate its arguments.
+
     Example:
         >>> from gendist.flows import MAF
         >>> flow = MAF(3, context=2)
@@ -75,6 +78,8 @@ class FlowModule(LazyDistribution):
         >>> d.sample().shape, d.batch_shape
         (torch.Size([5, 3]), torch.Size([5]))
     """
+
+    validate_args: bool | None = None
 
     def __init__(
         self,
@@ -106,7 +111,7 @@ class FlowModule(LazyDistribution):
         transforms = [t(c) for t in self.transforms]
         if self.support is not None:
             transforms.append(self._bijector)
-        return Flow(self.base(c), transforms)
+        return Flow(self.base(c), transforms, validate_args=self.validate_args)
 
     def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         r"""Shorthand for ``self(c).log_prob(x)``."""

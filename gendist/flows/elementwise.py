@@ -11,6 +11,7 @@ from torch.distributions.transforms import IndependentTransform
 from torch.distributions.transforms import Transform as _TorchTransform
 
 from gendist.distributions.lazy import LazyTransform
+from gendist.flows.core import check_context
 from gendist.flows.univariate import Univariate, as_univariate
 from gendist.nn.mlp import MLP
 
@@ -54,5 +55,10 @@ class Elementwise(LazyTransform):
             self.theta = nn.Parameter(torch.zeros(shape))
 
     def forward(self, c: Tensor | None = None) -> _TorchTransform:
-        theta = self.theta if c is None else self.net(c).unflatten(-1, self._shape)
+        if hasattr(self, "net"):
+            check_context(c, self.net.layers[0].in_features, type(self).__name__)
+            theta = self.net(c).unflatten(-1, self._shape)
+        else:
+            check_context(c, 0, type(self).__name__)
+            theta = self.theta
         return IndependentTransform(self.univariate(theta), 1)

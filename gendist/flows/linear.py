@@ -2,6 +2,8 @@ r"""Linear layers: fixed permutations and a learned LU-decomposed matrix."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -58,7 +60,8 @@ class LU(LazyTransform):
         | https://arxiv.org/abs/1807.03039
     """
 
-    _shift = 0.5413248546129181  # softplus^{-1}(1): the diagonal starts at 1
+    _eps = 1e-5
+    _shift = math.log(math.expm1(1 - _eps))  # the diagonal starts at exactly 1
 
     def __init__(self, features: int) -> None:
         super().__init__()
@@ -68,6 +71,6 @@ class LU(LazyTransform):
         self.bias = nn.Parameter(torch.zeros(features))
 
     def forward(self, c: Tensor | None = None) -> LULinear:
-        d = F.softplus(self.diag + self._shift) + 1e-5
+        d = F.softplus(self.diag + self._shift) + self._eps
         upper = self.upper.triu(1) + torch.diag_embed(d)
         return LULinear(self.lower, upper, self.bias)

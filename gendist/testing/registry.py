@@ -38,8 +38,14 @@ from gendist.flows import (
     MaskedAutoregressive,
     Permute,
     RandomPermutation,
+    PlanarFlow,
+    PlanarLayer,
+    RadialFlow,
+    RadialLayer,
     RealNVP,
     Reverse,
+    SylvesterFlow,
+    SylvesterLayer,
 )
 from gendist.flows.univariate import Spline
 from gendist.transforms import (
@@ -191,6 +197,12 @@ def _models() -> None:
         MaskedAutoregressive(3, hidden=_H), RandomPermutation(3, seed=0), BatchNorm(3).eval(),
         Elementwise(3, univariate="additive"),
     ], features=3), 3)
+    m("planar", lambda: PlanarFlow(2, transforms=3), 2)
+    m("planar-context", lambda: PlanarFlow(3, context=2, transforms=2, hidden=_H), 3, 2)
+    m("radial", lambda: RadialFlow(2, transforms=3), 2)
+    m("radial-context", lambda: RadialFlow(3, context=2, transforms=2, hidden=_H), 3, 2)
+    m("sylvester", lambda: SylvesterFlow(2, transforms=2), 2)
+    m("sylvester-rank1-context", lambda: SylvesterFlow(3, context=2, transforms=2, hidden=_H, rank=1), 3, 2)
     m("composed-context", lambda: FlowModule([
         Elementwise(2, context=2, univariate=Spline(4, 3.0), hidden=(8,)), LU(2), Permute([1, 0]),
         CouplingLayer(2, torch.tensor([True, False]), context=2, hidden=_H),
@@ -241,6 +253,12 @@ def _transforms() -> None:
             t(f"made-{uni}-{fast}-context", lambda s, u=uni, f=fast: MaskedAutoregressive(
                 3, context=2, univariate=u, fast=f, hidden=_H), 3, 2)
     t("made-spline-bins3-bound1", lambda s: MaskedAutoregressive(2, univariate=Spline(3, 1.0), hidden=_H), 2)
+    t("planar", lambda s: PlanarLayer(3), 3)
+    t("planar-context", lambda s: PlanarLayer(3, context=2, hidden=(8,)), 3, 2)
+    t("radial", lambda s: RadialLayer(3), 3)
+    t("radial-context", lambda s: RadialLayer(3, context=2, hidden=(8,)), 3, 2)
+    t("sylvester", lambda s: SylvesterLayer(3), 3)
+    t("sylvester-rank2-context", lambda s: SylvesterLayer(4, context=2, hidden=(8,), rank=2), 4, 2)
     t("lu", lambda s: LU(3), 3)
     t("reverse", lambda s: Reverse(4), 4)
     t("random-permutation", lambda s: RandomPermutation(5, seed=1), 5)

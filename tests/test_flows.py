@@ -1,0 +1,200 @@
+"""Contracts of the flow modules and distributions beyond the conformance registry."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from pyro.distributions.torch_distribution import TorchDistributionMixin
+from torch.distributions import constraints
+
+import gendist
+from gendist.flows import IAF, MAF, NSF, ActNorm, BatchNorm, FlowModule, MaskedAutoregressive, RealNVP
+from gendist.nn import MADE
+
+
+def test_import_changes_nothing_global():
+    code = (
+        "import torch, pyro\n"
+        "v = torch.distributions.Distribution._validate_args\n"
+        "a = torch.distributions.Distribution.__dict__['arg_constraints']\n"
+        "d = torch.get_default_dtype()\n"
+        "import gendist, gendist.flows, gendist.testing, gendist.interop\n"
+        "assert torch.distributions.Distribution._validate_args == v\n"
+        "assert torch.distributions.Distribution.__dict__['arg_constraints'] is a\n"
+        "assert torch.get_default_dtype() == d\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_module_to_distribution_contract():
+    flow = NSF(features=2, context=3)
+    c = torch.randn(5, 3)
+    d = flow(c)
+    assert isinstance(d, gendist.Flow) and isinstance(d, TorchDistributionMixin)
+    assert d.batch_shape == (5,) and d.event_shape == (2,)
+    assert d.log_prob_kind == "exact"
+    assert not isinstance(flow, torch.distributions.Distribution)
+    assert isinstance(MAF(2)(), gendist.Flow)
+    # Pyro's name for the same call
+    assert flow.condition(c).batch_shape == (5,)
+
+
+@pytest.mark.parametrize(
+    "call, kind, words",
+    [
+        (lambda f: f(), ValueError, ["context of size 3", "(..., 3)"]),
+        (lambda f: f(torch.randn(4, 2)), ValueError, ["(..., 3)", "(4, 2)"]),
+        (lambda f: f(torch.ones(4, 3, dtype=torch.long)), TypeError, ["floating-point", "torch.int64"]),
+        (lambda f: f(torch.full((3,), float("nan"))), ValueError, ["NaN"]),
+        (lambda f: f(torch.randn(3)).log_prob(torch.randn(5, 3)), ValueError, ["(5, 3)", "(2,)"]),
+        (lambda f: f(torch.randn(3)).log_prob(torch.ones(5, 2, dtype=torch.int32)), TypeError, ["torch.int32"]),
+    ],
+)
+def test_bad_input_errors_name_the_problem(call, kind, words):
+    flow = NSF(features=2, context=3)
+    with pytest.raises(kind) as info:
+        call(flow)
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_unconditional_flow_rejects_context():
+    with pytest.raises(ValueError, match="unconditional"):
+        MAF(2)(torch.randn(3))
+
+
+def test_spline_tails_finite_far_outside_bound():
+    flow = NSF(2, bound=1.0, transforms=2)
+    x = torch.tensor([[1e4, -1e4], [50.0, 0.0], [1.0, -1.0]], requires_grad=True)
+    lp = flow().log_prob(x)
+    lp.sum().backward()
+    assert torch.isfinite(lp).all() and torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in flow.parameters() if p.grad is not None)
+
+
+class _CountingMADE(MADE):
+    calls = 0
+
+    def forward(self, x, c=None):
+        type(self).calls += 1
+        return super().forward(x, c)
+
+
+@pytest.mark.parametrize("fast", ["log_prob", "sample"])
+def test_orientation_costs(fast, monkeypatch):
+    """The fast direction is one MADE pass per layer, the slow one D passes (no more)."""
+    D, layers = 4, 3
+    monkeypatch.setattr("gendist.flows.autoregressive.MADE", _CountingMADE)
+    flow = MAF(D, transforms=layers, hidden=(8,), fast=fast)
+    x = torch.randn(10, D)
+    counts = {}
+    for op, fn in {
+        "log_prob": lambda: flow().log_prob(x),
+        "sample": lambda: flow().sample((10,)),
+        "rsample_and_log_prob": lambda: flow().rsample_and_log_prob((10,)),
+    }.items():
+        _CountingMADE.calls = 0
+        fn()
+        counts[op] = _CountingMADE.calls
+    one, slow = layers, layers * D
+    if fast == "log_prob":
+        assert counts == {"log_prob": one, "sample": slow, "rsample_and_log_prob": slow}
+    else:
+        assert counts == {"log_prob": slow, "sample": one, "rsample_and_log_prob": one}
+
+
+def test_float64_sampling_and_log_prob():
+    for flow in (MAF(3), IAF(3), NSF(3), NSF(3, coupling=True), RealNVP(3)):
+        flow = flow.double()
+        x, lp = flow().rsample_and_log_prob((4,))
+        assert x.dtype == lp.dtype == torch.float64
+        torch.testing.assert_close(flow().log_prob(x), lp)
+
+
+def test_actnorm_initializes_from_first_data_and_survives_state_dict():
+    flow = FlowModule([MaskedAutoregressive(2, hidden=(8,)), ActNorm(2)], features=2)
+    data = 5.0 + 3.0 * torch.randn(500, 2)
+    flow().log_prob(data)
+    layer = flow.transforms[1]
+    assert bool(layer.initialized)
+    torch.testing.assert_close(layer.shift.detach(), data.mean(0))
+    torch.testing.assert_close(layer.log_scale.exp().detach(), data.std(0), rtol=1e-4, atol=1e-4)
+    # a reloaded model is not re-initialized by the next batch
+    clone = FlowModule([MaskedAutoregressive(2, hidden=(8,)), ActNorm(2)], features=2)
+    clone.load_state_dict(flow.state_dict())
+    clone().log_prob(torch.randn(100, 2))
+    torch.testing.assert_close(clone.transforms[1].shift, layer.shift)
+    assert bool(clone.transforms[1].initialized)
+
+
+def test_batchnorm_uses_batch_stats_in_training_and_running_stats_in_eval():
+    layer = BatchNorm(2, momentum=1.0)
+    flow = FlowModule([layer], features=2)
+    data = torch.tensor([[1.0, 10.0], [3.0, 14.0]])
+    z = flow().transform.inv(data)
+    torch.testing.assert_close(z.mean(0), torch.zeros(2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(layer.running_mean, data.mean(0))
+    flow.eval()
+    z_eval = flow().transform.inv(data)
+    torch.testing.assert_close(z_eval, z)  # momentum 1: running stats are the last batch's
+    x = flow().sample((3,))
+    assert x.shape == (3, 2)
+
+
+def test_support_interval_and_positive():
+    for support, check in [
+        (constraints.interval(-2.0, 3.0), lambda x: (x > -2) & (x < 3)),
+        (constraints.positive, lambda x: x > 0),
+    ]:
+        d = MAF(2, support=support)()
+        x = d.sample((100,))
+        assert check(x).all()
+        assert d.support.check(x).all() and d.support.event_dim == 1
+        d._validate_args = False
+        outside = torch.tensor([[-5.0, 1.0]])
+        assert d.log_prob(outside).item() == float("-inf")
+        assert torch.distributions.biject_to(d.support)(torch.zeros(2)).shape == (2,)
+
+
+def test_base_distribution_options():
+    from gendist.distributions import GaussianMixture
+
+    d = MAF(2, base=GaussianMixture(2, 4))()
+    assert not d.has_rsample and d.sample((3,)).shape == (3, 2)
+    d = MAF(2, base=torch.distributions.Independent(torch.distributions.Laplace(torch.zeros(2), torch.ones(2)), 1))()
+    assert d.has_rsample and torch.isfinite(d.log_prob(torch.randn(3, 2))).all()
+    with pytest.raises(ValueError, match="event_shape"):
+        MAF(2, base=torch.distributions.Normal(torch.zeros(3), 1.0))
+
+
+def test_fixed_base_moves_with_module():
+    flow = MAF(2, base=torch.distributions.Independent(torch.distributions.Laplace(torch.zeros(2), torch.ones(2)), 1))
+    flow.double()
+    x = flow().sample((2,))
+    assert x.dtype == torch.float64 and flow().base_dist.base_dist.loc.dtype == torch.float64
+
+
+def test_compile_fullgraph_log_prob_and_rsample():
+    flow = MAF(2, transforms=2, hidden=(8,))
+    flow.validate_args = False
+    d = flow()
+    x = torch.randn(16, 2)
+    compiled = torch.compile(d.log_prob, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x), d.log_prob(x))
+    sample = torch.compile(lambda: d.rsample((4,)), fullgraph=True, backend="eager")
+    assert sample().shape == (4, 2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_flows_on_cuda():
+    for flow in (MAF(3, context=2), NSF(3, context=2), NSF(3, coupling=True), RealNVP(3)):
+        flow = flow.cuda()
+        c = torch.randn(5, flow.context, device="cuda") if flow.context else None
+        d = flow(c)
+        x, lp = d.rsample_and_log_prob((7,))
+        assert x.is_cuda and lp.is_cuda
+        torch.testing.assert_close(d.log_prob(x), lp, atol=1e-4, rtol=1e-4)
