@@ -1,5 +1,6 @@
 # make demo / make test do all the set-up on a fresh machine: a .venv, torch
-# pinned first (the CPU wheel; no CUDA downloads), then gendist with extras.
+# pinned first (on this project's machines pip resolves torch==2.13.0 to a local
+# CPU wheel, so no CUDA packages are pulled), then gendist with its extras.
 # With another torch build already wanted, skip the pin: make test TORCH=
 PYTHON ?= python3
 VENV ?= .venv

@@ -227,7 +227,7 @@ def test_spline_at_knots_and_min_bins(dtype: torch.dtype) -> None:
     h = torch.tensor([[-40.0, 40, -40, -40, 1, -40], [5, -5, 0, 0, 0, 0]], dtype=dtype)
     d = torch.tensor([[-40.0, 40, 0, -3, 2], [0, 0, 0, 0, 0]], dtype=dtype)
     ours = MonotonicRQSpline(w, h, d, bound=B, min_bin=1e-3)
-    knots_x, knots_y, knots_d = ours.table.unbind(-1)  # (2, K + 1) each
+    knots_x, knots_y, knots_d = ours.table.unbind(-2)  # (2, K + 1) each
     # min_bin is a fraction of 2B for widths and heights, exactly as nflows' min_bin_width/height
     assert abs(torch.diff(knots_x[0]).min().item() - 1e-3 * 2 * B) < 1e-6
     assert abs(torch.diff(knots_y[0]).min().item() - 1e-3 * 2 * B) < 1e-6

@@ -30,8 +30,10 @@ class Honest:
     log_prob_kind: ClassVar[LogProbKind]
 
 
-def check_value(name: str, value: Tensor, event_shape: torch.Size, where: str) -> None:
-    r"""Raise a clear error if ``value`` is not a finite float tensor ending in ``event_shape``.
+def check_value(
+    name: str, value: Tensor, event_shape: torch.Size, where: str, dtype: torch.dtype | None = None
+) -> None:
+    r"""Raise a clear error if ``value`` is not a finite float tensor (of ``dtype``) ending in ``event_shape``.
 
     Skipped while ``torch.compile`` traces, so compiled graphs stay free of checks.
     """
@@ -43,6 +45,11 @@ def check_value(name: str, value: Tensor, event_shape: torch.Size, where: str) -
         raise TypeError(
             f"{where}: `{name}` must be a floating-point tensor, got dtype {value.dtype}; "
             f"convert it with `{name}.to(torch.get_default_dtype())`"
+        )
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(
+            f"{where}: `{name}` has dtype {value.dtype} but the model is {dtype}; convert one of them, "
+            f"e.g. `{name}.to({dtype})` or `model.to({value.dtype})`"
         )
     n = len(event_shape)
     if value.dim() < n or value.shape[value.dim() - n :] != event_shape:

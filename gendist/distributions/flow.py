@@ -57,12 +57,14 @@ class Flow(dist.TransformedDistribution, Honest):
         super().__init__(base, list(transforms), validate_args=validate_args)
         self.transform = Compose(self.transforms)
         self._constrained = not _is_real(self.transform.codomain)
+        self.dtype: torch.dtype | None = None  # the model's dtype, when a module built this flow
 
     def expand(self, batch_shape: Size, _instance: Flow | None = None) -> Flow:
         new = self._get_checked_instance(Flow, _instance)
         new = super().expand(batch_shape, _instance=new)
         new.transform = self.transform
         new._constrained = self._constrained
+        new.dtype = self.dtype
         return new
 
     def _base_event_dim(self) -> int:
@@ -75,7 +77,7 @@ class Flow(dist.TransformedDistribution, Honest):
         return lp - _sum_rightmost(ladj, len(self.event_shape) - t.codomain.event_dim)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        check_value("value", value, self.event_shape, f"{type(self).__name__}.log_prob")
+        check_value("value", value, self.event_shape, f"{type(self).__name__}.log_prob", self.dtype)
         if value.numel() == 0:  # torch's support checks and _sum_rightmost fail on empty batches
             shape = torch.broadcast_shapes(value.shape[: value.dim() - len(self.event_shape)], self.batch_shape)
             return value.new_zeros(shape)
@@ -95,6 +97,11 @@ class Flow(dist.TransformedDistribution, Honest):
 
     def rsample_and_log_prob(self, sample_shape: Size = Size()) -> tuple[Tensor, Tensor]:
         r"""Draw reparameterized samples and their log-density in one forward pass."""
+        if not self.has_rsample:
+            raise NotImplementedError(
+                f"the base distribution {type(self.base_dist).__name__} cannot be reparameterized (no rsample); "
+                "use sample_and_log_prob() for samples without gradients, or a reparameterizable base"
+            )
         z = self.base_dist.rsample(sample_shape)
         x, ladj = call_and_ladj(self.transform, z)
         return x, self._combine(self.base_dist.log_prob(z), ladj)

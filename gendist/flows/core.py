@@ -29,8 +29,8 @@ class Unconditional(LazyTransform):
         return self.transform
 
 
-def check_context(c: Tensor | None, context: int, where: str) -> None:
-    r"""Raise a clear error unless ``c`` is a finite float tensor of shape ``(..., context)``."""
+def check_context(c: Tensor | None, context: int, where: str, dtype: torch.dtype | None = None) -> None:
+    r"""Raise a clear error unless ``c`` is a finite float tensor (of ``dtype``) of shape ``(..., context)``."""
     if torch.compiler.is_compiling():
         return
     if context == 0:
@@ -45,6 +45,10 @@ def check_context(c: Tensor | None, context: int, where: str) -> None:
     if not isinstance(c, Tensor) or not c.dtype.is_floating_point:
         got = c.dtype if isinstance(c, Tensor) else type(c).__name__
         raise TypeError(f"{where}: context `c` must be a floating-point tensor, got {got}")
+    if dtype is not None and c.dtype != dtype:
+        raise TypeError(
+            f"{where}: context `c` has dtype {c.dtype} but the model is {dtype}; use `c.to({dtype})`"
+        )
     if c.dim() < 1 or c.shape[-1] != context:
         raise ValueError(
             f"{where}: context `c` must have shape (..., {context}), got shape {tuple(c.shape)}"
@@ -106,12 +110,23 @@ class FlowModule(LazyDistribution):
                 raise TypeError(f"support must be a torch constraint, got {type(support).__name__}")
             self._bijector = ToSupport(support)
 
+    def _dtype(self) -> torch.dtype | None:
+        for t in self.parameters():
+            return t.dtype
+        for t in self.buffers():
+            if t.dtype.is_floating_point:
+                return t.dtype
+        return None
+
     def forward(self, c: Tensor | None = None) -> Flow:
-        check_context(c, self.context, type(self).__name__)
+        dtype = self._dtype()
+        check_context(c, self.context, type(self).__name__, dtype)
         transforms = [t(c) for t in self.transforms]
         if self.support is not None:
             transforms.append(self._bijector)
-        return Flow(self.base(c), transforms, validate_args=self.validate_args)
+        flow = Flow(self.base(c), transforms, validate_args=self.validate_args)
+        flow.dtype = dtype
+        return flow
 
     def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         r"""Shorthand for ``self(c).log_prob(x)``."""

@@ -41,7 +41,8 @@ class ActNorm(LazyTransform):
     r"""Activation normalization (Kingma & Dhariwal, 2018): :math:`x = z e^{s} + m`.
 
     The first data batch scored in training mode sets :math:`m` and :math:`s`
-    so that batch maps to zero mean and unit variance in the base space; after
+    so that the batch, as it reaches this layer from the data side, leaves it
+    with zero mean and unit variance per feature; after
     that both are ordinary parameters. The ``initialized`` flag is a buffer, so
     the state survives ``state_dict`` round trips (a reloaded model is not
     re-initialized).

@@ -65,8 +65,7 @@ class Spline(Univariate):
         self.params = 3 * self.bins - 1
 
     def __call__(self, p: Tensor) -> Transform:
-        K = self.bins
-        return MonotonicRQSpline(p[..., :K], p[..., K : 2 * K], p[..., 2 * K :], bound=self.bound)
+        return MonotonicRQSpline.from_params(p, bound=self.bound)
 
     def __repr__(self) -> str:
         return f"Spline(bins={self.bins}, bound={self.bound})"

@@ -220,10 +220,11 @@ def check_state_dict(factory: Callable[[], nn.Module], c: Tensor | None = None, 
     ``factory()`` builds a fresh model; the first one's state is loaded into
     a second one built from a different random seed.
     """
-    torch.manual_seed(1)
-    a = factory()
-    torch.manual_seed(2)
-    b = factory()
+    with torch.random.fork_rng():  # the caller's RNG state is left as it was
+        torch.manual_seed(1)
+        a = factory()
+        torch.manual_seed(2)
+        b = factory()
     buffer = io.BytesIO()
     torch.save(a.state_dict(), buffer)
     buffer.seek(0)

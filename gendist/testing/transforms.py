@@ -108,7 +108,7 @@ def check_log_abs_det_jacobian(
 
 
 def check_finite_gradients(value: Tensor, parameters: list[Tensor], name: str = "value") -> None:
-    r"""Check ``value`` is finite and its gradient reaches every parameter, finite and not all zero."""
+    r"""Check ``value`` is finite and its gradient reaches every parameter (not None) and is finite."""
     if not torch.isfinite(value).all():
         raise AssertionError(f"{name}: {int((~torch.isfinite(value)).sum())} non-finite values")
     grads = torch.autograd.grad(value.sum(), parameters, allow_unused=True)

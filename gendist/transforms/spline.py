@@ -75,39 +75,54 @@ class MonotonicRQSpline(Transform):
             raise ValueError(f"bound must be > 0, got {bound}")
         self.bound = float(bound)
         self.bins = K
-        # shift so that a zero parameter gives derivative 1 (identity at init)
+        widths, heights, derivatives = _broadcast_but_last(widths, heights, derivatives)
+        self.table = self._table(torch.stack((widths, heights), dim=-2), derivatives, min_bin, min_derivative)
+
+    @classmethod
+    def from_params(
+        cls, params: Tensor, bound: float = 5.0, min_bin: float = 1e-3, min_derivative: float = 1e-3
+    ) -> MonotonicRQSpline:
+        r"""Build from packed parameters ``(widths, heights, derivatives)`` of shape :math:`(*, 3K - 1)`.
+
+        Equivalent to ``MonotonicRQSpline(p[..., :K], p[..., K:2K], p[..., 2K:])``
+        without copying the widths and heights apart (the conditioners' path).
+        """
+        K = (params.shape[-1] + 1) // 3
+        self = cls.__new__(cls)
+        Transform.__init__(self)
+        self.bound, self.bins = float(bound), K
+        wh = params[..., : 2 * K].unflatten(-1, (2, K))
+        self.table = self._table(wh, params[..., 2 * K :], min_bin, min_derivative)
+        return self
+
+    def _table(self, wh: Tensor, derivatives: Tensor, min_bin: float, min_derivative: float) -> Tensor:
+        """Rows (x_k, y_k, d_k) of the K + 1 knots, shape (..., 3, K + 1): one gather fetches a bin."""
+        K, B = self.bins, self.bound
+        p = min_bin + (1 - min_bin * K) * torch.softmax(wh, dim=-1)
+        # knots from -B to B (both exact, so the tails join without a gap), both rows at once
+        knots = F.pad(torch.cumsum(p, dim=-1), (1, 0)) * (2 * B) - B
+        knots[..., -1] = B
+        # a zero parameter gives derivative 1 (identity at init); the end knots match the tails
         shift = math.log(math.expm1(1.0 - min_derivative))
-        d = min_derivative + F.softplus(derivatives + shift)
-        d = F.pad(d, (1, 1), value=1.0)
-        xk = self._knots(widths, min_bin)
-        yk = self._knots(heights, min_bin)
-        # one table of (x, y, d) per knot so a single gather fetches a whole bin
-        self.table = torch.stack(torch.broadcast_tensors(xk, yk, d), dim=-1)
+        d = F.pad(min_derivative + F.softplus(derivatives + shift), (1, 1), value=1.0)
+        return torch.cat((knots, d.unsqueeze(-2)), dim=-2)
 
-    def _knots(self, unnormalized: Tensor, min_bin: float) -> Tensor:
-        K = unnormalized.shape[-1]
-        p = min_bin + (1 - min_bin * K) * torch.softmax(unnormalized, dim=-1)
-        c = torch.cumsum(p[..., :-1], dim=-1) * (2 * self.bound) - self.bound
-        lo = c.new_full(c.shape[:-1] + (1,), -self.bound)
-        return torch.cat((lo, c, -lo), dim=-1)
-
-    def _bin(self, v: Tensor, column: int) -> tuple[Tensor, ...]:
-        """The two knots (x0, y0, d0), (x1, y1, d1) around each clamped value ``v``."""
-        inner = self.table[..., 1:-1, column]
-        k = (v.unsqueeze(-1) >= inner).sum(dim=-1, keepdim=True)
-        idx = torch.cat((k, k + 1), dim=-1).unsqueeze(-1)
+    def _bin(self, v: Tensor, row: int) -> tuple[Tensor, ...]:
+        """The knots (x0, x1, y0, y1, d0, d1) around each clamped value ``v``, searched in ``row``."""
         table = self.table
-        if idx.dim() > table.dim():  # take_along_dim broadcasts, but needs equal ranks
-            table = table.reshape((1,) * (idx.dim() - table.dim()) + table.shape)
-        lo_hi = torch.take_along_dim(table, idx, dim=-2)  # (..., 2, 3)
-        (x0, y0, d0), (x1, y1, d1) = lo_hi[..., 0, :].unbind(-1), lo_hi[..., 1, :].unbind(-1)
+        k = (v.unsqueeze(-1) >= table[..., row, 1:-1]).sum(dim=-1, keepdim=True)
+        idx = k + torch.arange(2, device=k.device)  # (..., 2): bin k spans knots k, k + 1
+        batch = idx.shape[:-1]
+        table = table.expand(batch + table.shape[-2:])
+        lo_hi = table.gather(-1, idx.unsqueeze(-2).expand(batch + (3, 2)))  # (..., 3, 2)
+        (x0, x1), (y0, y1), (d0, d1) = (r.unbind(-1) for r in lo_hi.unbind(-2))
         return x0, x1, y0, y1, d0, d1
 
     @staticmethod
     def _log_derivative(s: Tensor, xi: Tensor, d0: Tensor, d1: Tensor, denom: Tensor) -> Tensor:
         om = 1 - xi
         num = d1 * xi * xi + 2 * s * xi * om + d0 * om * om
-        return 2 * torch.log(s) + torch.log(num) - 2 * torch.log(denom)
+        return torch.log(s * s * num / (denom * denom))
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         B = self.bound
@@ -150,3 +165,8 @@ class MonotonicRQSpline(Transform):
 
     def __repr__(self) -> str:
         return f"MonotonicRQSpline(bins={self.bins}, bound={self.bound})"
+
+
+def _broadcast_but_last(*tensors: Tensor) -> list[Tensor]:
+    batch = torch.broadcast_shapes(*(t.shape[:-1] for t in tensors))
+    return [t.expand(batch + t.shape[-1:]) for t in tensors]
