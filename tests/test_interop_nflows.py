@@ -227,12 +227,16 @@ def test_spline_at_knots_and_min_bins(dtype: torch.dtype) -> None:
     h = torch.tensor([[-40.0, 40, -40, -40, 1, -40], [5, -5, 0, 0, 0, 0]], dtype=dtype)
     d = torch.tensor([[-40.0, 40, 0, -3, 2], [0, 0, 0, 0, 0]], dtype=dtype)
     ours = MonotonicRQSpline(w, h, d, bound=B, min_bin=1e-3)
-    knots_x, knots_y, knots_d = ours.table.unbind(-2)  # (2, K + 1) each
+    knots_x, knots_y, raw_d = ours.table.unbind(-2)  # (2, K + 1) each; derivatives stay raw in the table
+    md = ours.min_derivative
+    knots_d = md + torch.nn.functional.softplus(raw_d + math.log(math.expm1(1 - md)))
     # min_bin is a fraction of 2B for widths and heights, exactly as nflows' min_bin_width/height
     assert abs(torch.diff(knots_x[0]).min().item() - 1e-3 * 2 * B) < 1e-6
     assert abs(torch.diff(knots_y[0]).min().item() - 1e-3 * 2 * B) < 1e-6
     assert abs(knots_d[0].min().item() - 1e-3) < 1e-6
-    assert bool((knots_d[..., 0] == 1).all() and (knots_d[..., -1] == 1).all())
+    # end derivatives are 1 (up to one rounding of the softplus), matching the identity tails
+    ends = torch.stack((knots_d[..., 0], knots_d[..., -1]))
+    torch.testing.assert_close(ends, torch.ones_like(ends), atol=2 * torch.finfo(dtype).eps, rtol=0)
 
     for col, knots in ((0, knots_x), (1, knots_y)):
         v = knots.T.contiguous()  # (K + 1, 2): each row holds one knot of each spline

@@ -62,6 +62,7 @@ class MaskedAutoregressive(LazyTransform):
         self.fast = fast
         self.features = features
         self.made = MADE(features, self.univariate.params, hidden, context, order, activation)
+        self._sequence = torch.argsort(self.made.order).tolist()  # features by rank
 
     def forward(self, c: Tensor | None = None) -> _TorchTransform:
         univariate, made = self.univariate, self.made
@@ -69,7 +70,10 @@ class MaskedAutoregressive(LazyTransform):
         def meta(x: Tensor) -> _TorchTransform:
             return univariate(made(x, c))
 
-        t = Autoregressive(meta, passes=self.features)
+        def step(x: Tensor, i: int) -> _TorchTransform:
+            return univariate(made.feature(x, c, i))
+
+        t = Autoregressive(meta, self.features, step, self._sequence)
         return t.inv if self.fast == "log_prob" else t
 
 

@@ -189,6 +189,8 @@ def _models() -> None:
     m("nsf-coupling-masks", lambda: NSF(3, transforms=2, hidden=_H, coupling=True,
                                         masks=[torch.tensor([1, 1, 0]), torch.tensor([0, 1, 1])]), 3)
     m("realnvp", lambda: RealNVP(2, transforms=3, hidden=_H), 2)
+    m("realnvp-masks", lambda: RealNVP(3, hidden=_H, masks=[torch.tensor([1, 0, 0]), torch.tensor([0, 1, 1]),
+                                                           torch.tensor([1, 0, 1])]), 3)
     m("realnvp-context", lambda: RealNVP(3, context=2, transforms=2, hidden=_H), 3, 2)
     m("nice", lambda: NICE(2, transforms=2, hidden=_H), 2)
     m("nice-context", lambda: NICE(3, context=1, transforms=2, hidden=_H), 3, 1)

@@ -2,7 +2,7 @@ r"""Autoregressive and coupling transforms built from a conditioner (a "meta" fu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import LongTensor, Tensor
@@ -22,21 +22,33 @@ class Autoregressive(Transform):
     :math:`i` in the conditioner's order (a MADE does this in one pass).
 
     Cost: the forward map is **one** conditioner pass; the inverse needs
-    ``passes`` sequential passes (the number of features, or of distinct
-    ranks), each one fixing one more feature of the order.
+    ``passes`` sequential passes (the number of features), each one fixing
+    one more feature of the order. Given ``step``, each inverse pass computes
+    only the parameters of the feature it fixes (and its log-determinant,
+    which is final then) instead of all of them.
 
     Arguments:
         meta: a function from :math:`x` to an elementwise transform.
         passes: the number of conditioner passes the inverse needs.
+        step: optionally, ``step(x, i)`` gives feature ``i``'s elementwise transform alone.
+        order: with ``step``, the features in the order the inverse fixes them.
     """
 
     domain = constraints.real_vector
     codomain = constraints.real_vector
 
-    def __init__(self, meta: Callable[[Tensor], _TorchTransform], passes: int) -> None:
+    def __init__(
+        self,
+        meta: Callable[[Tensor], _TorchTransform],
+        passes: int,
+        step: Callable[[Tensor, int], _TorchTransform] | None = None,
+        order: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         self.meta = meta
         self.passes = int(passes)
+        self.step = step
+        self.order = list(order) if order is not None else list(range(self.passes))
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y, ladj = call_and_ladj(self.meta(x), x)
@@ -44,9 +56,18 @@ class Autoregressive(Transform):
 
     def inv_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
         x = torch.zeros_like(y)
-        for _ in range(self.passes):
-            x, ladj = inv_and_ladj(self.meta(x), y)
-        return x, ladj.sum(dim=-1)
+        if self.step is None:
+            for _ in range(self.passes):
+                x, ladj = inv_and_ladj(self.meta(x), y)
+            return x, ladj.sum(dim=-1)
+        total: Tensor | float = 0.0
+        for i in self.order:
+            xi, ladj = inv_and_ladj(self.step(x, i), y[..., i])
+            if xi.shape != x.shape[:-1]:  # a context batch broadcast the parameters
+                x = x.expand(xi.shape + x.shape[-1:]).contiguous()
+            x = torch.select_scatter(x, xi, -1, i)
+            total = total + ladj
+        return x, total
 
     def __repr__(self) -> str:
         return f"Autoregressive(passes={self.passes})"

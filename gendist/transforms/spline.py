@@ -75,8 +75,9 @@ class MonotonicRQSpline(Transform):
             raise ValueError(f"bound must be > 0, got {bound}")
         self.bound = float(bound)
         self.bins = K
+        self.min_derivative = float(min_derivative)
         widths, heights, derivatives = _broadcast_but_last(widths, heights, derivatives)
-        self.table = self._table(torch.stack((widths, heights), dim=-2), derivatives, min_bin, min_derivative)
+        self.table = self._table(torch.stack((widths, heights), dim=-2), derivatives, min_bin)
 
     @classmethod
     def from_params(
@@ -90,22 +91,23 @@ class MonotonicRQSpline(Transform):
         K = (params.shape[-1] + 1) // 3
         self = cls.__new__(cls)
         Transform.__init__(self)
-        self.bound, self.bins = float(bound), K
-        wh = params[..., : 2 * K].unflatten(-1, (2, K))
-        self.table = self._table(wh, params[..., 2 * K :], min_bin, min_derivative)
+        self.bound, self.bins, self.min_derivative = float(bound), K, float(min_derivative)
+        wh, derivatives = torch.split(params, [2 * K, K - 1], dim=-1)  # split: one backward copy
+        self.table = self._table(wh.unflatten(-1, (2, K)), derivatives, min_bin)
         return self
 
-    def _table(self, wh: Tensor, derivatives: Tensor, min_bin: float, min_derivative: float) -> Tensor:
-        """Rows (x_k, y_k, d_k) of the K + 1 knots, shape (..., 3, K + 1): one gather fetches a bin."""
+    def _table(self, wh: Tensor, derivatives: Tensor, min_bin: float) -> Tensor:
+        """Rows (x_k, y_k, raw d_k) of the K + 1 knots, shape (..., 3, K + 1): one gather fetches a bin.
+
+        Derivatives stay raw (a raw 0 is a derivative of 1, the end knots' value) and are
+        squashed only for the two knots each element gathers.
+        """
         K, B = self.bins, self.bound
         p = min_bin + (1 - min_bin * K) * torch.softmax(wh, dim=-1)
         # knots from -B to B (both exact, so the tails join without a gap), both rows at once
         knots = F.pad(torch.cumsum(p, dim=-1), (1, 0)) * (2 * B) - B
         knots[..., -1] = B
-        # a zero parameter gives derivative 1 (identity at init); the end knots match the tails
-        shift = math.log(math.expm1(1.0 - min_derivative))
-        d = F.pad(min_derivative + F.softplus(derivatives + shift), (1, 1), value=1.0)
-        return torch.cat((knots, d.unsqueeze(-2)), dim=-2)
+        return torch.cat((knots, F.pad(derivatives, (1, 1)).unsqueeze(-2)), dim=-2)
 
     def _bin(self, v: Tensor, row: int) -> tuple[Tensor, ...]:
         """The knots (x0, x1, y0, y1, d0, d1) around each clamped value ``v``, searched in ``row``."""
@@ -115,8 +117,11 @@ class MonotonicRQSpline(Transform):
         batch = idx.shape[:-1]
         table = table.expand(batch + table.shape[-2:])
         lo_hi = table.gather(-1, idx.unsqueeze(-2).expand(batch + (3, 2)))  # (..., 3, 2)
-        (x0, x1), (y0, y1), (d0, d1) = (r.unbind(-1) for r in lo_hi.unbind(-2))
-        return x0, x1, y0, y1, d0, d1
+        xs, ys, raw = lo_hi.unbind(-2)
+        # a zero raw derivative is exactly 1: min_d + softplus(log(expm1(1 - min_d)))
+        md = self.min_derivative
+        ds = md + F.softplus(raw + math.log(math.expm1(1.0 - md)))
+        return (*xs.unbind(-1), *ys.unbind(-1), *ds.unbind(-1))
 
     @staticmethod
     def _log_derivative(s: Tensor, xi: Tensor, d0: Tensor, d1: Tensor, denom: Tensor) -> Tensor:
