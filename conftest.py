@@ -2,6 +2,7 @@
 
 import os
 
+import pyro
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
@@ -21,6 +22,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture(autouse=True)
 def _doctest_namespace(doctest_namespace):
     doctest_namespace["torch"] = torch
+    doctest_namespace["pyro"] = pyro
+    doctest_namespace["dist"] = pyro.distributions
 
 
 @pytest.fixture(autouse=True)

@@ -58,6 +58,7 @@ class Flow(dist.TransformedDistribution, Honest):
         self.transform = Compose(self.transforms)
         self._constrained = not _is_real(self.transform.codomain)
         self.dtype: torch.dtype | None = None  # the model's dtype, when a module built this flow
+        self._last: tuple[Tensor, Tensor] | None = None  # (sample, its log_prob), see log_prob
 
     def expand(self, batch_shape: Size, _instance: Flow | None = None) -> Flow:
         new = self._get_checked_instance(Flow, _instance)
@@ -65,6 +66,7 @@ class Flow(dist.TransformedDistribution, Honest):
         new.transform = self.transform
         new._constrained = self._constrained
         new.dtype = self.dtype
+        new._last = None
         return new
 
     def _base_event_dim(self) -> int:
@@ -77,6 +79,15 @@ class Flow(dist.TransformedDistribution, Honest):
         return lp - _sum_rightmost(ladj, len(self.event_shape) - t.codomain.event_dim)
 
     def log_prob(self, value: Tensor) -> Tensor:
+        r"""The exact log-density of ``value``: one inverse pass with its log-determinant.
+
+        The log-density of the last ``sample``/``rsample`` drawn from this
+        object was computed with it; scoring that same tensor (as Pyro does
+        with a guide's sample) returns it without inverting.
+        """
+        last = self._last
+        if last is not None and value is last[0]:
+            return last[1]
         check_value("value", value, self.event_shape, f"{type(self).__name__}.log_prob", self.dtype)
         if value.numel() == 0:  # torch's support checks and _sum_rightmost fail on empty batches
             shape = torch.broadcast_shapes(value.shape[: value.dim() - len(self.event_shape)], self.batch_shape)
@@ -95,13 +106,24 @@ class Flow(dist.TransformedDistribution, Honest):
             lp = torch.where(inside, lp, torch.full_like(lp, -math.inf))
         return lp
 
+    def _no_rsample(self) -> NotImplementedError:
+        return NotImplementedError(
+            f"the base distribution {type(self.base_dist).__name__} cannot be reparameterized (no rsample); "
+            "use sample() or sample_and_log_prob() for samples without gradients, or a reparameterizable base"
+        )
+
+    def rsample(self, sample_shape: Size = Size()) -> Tensor:
+        self._last = self.rsample_and_log_prob(sample_shape)
+        return self._last[0]
+
+    def sample(self, sample_shape: Size = Size()) -> Tensor:
+        self._last = self.sample_and_log_prob(sample_shape)
+        return self._last[0]
+
     def rsample_and_log_prob(self, sample_shape: Size = Size()) -> tuple[Tensor, Tensor]:
         r"""Draw reparameterized samples and their log-density in one forward pass."""
         if not self.has_rsample:
-            raise NotImplementedError(
-                f"the base distribution {type(self.base_dist).__name__} cannot be reparameterized (no rsample); "
-                "use sample_and_log_prob() for samples without gradients, or a reparameterizable base"
-            )
+            raise self._no_rsample()
         z = self.base_dist.rsample(sample_shape)
         x, ladj = call_and_ladj(self.transform, z)
         return x, self._combine(self.base_dist.log_prob(z), ladj)

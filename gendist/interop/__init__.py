@@ -1,4 +1,4 @@
-r"""Adapters to and from other flow libraries (nflows), with numerical agreement tests."""
+r"""Adapters to and from other libraries: nflows transforms and flows (both ways), Pyro autoguides."""
 
 from gendist.interop.nflows import (
     FromNflows,
@@ -10,8 +10,10 @@ from gendist.interop.nflows import (
     from_nflows_flow,
     to_nflows,
 )
+from gendist.interop.pyro import FlowTransform
 
 __all__ = [
+    "FlowTransform",
     "FromNflows",
     "NflowsBase",
     "NflowsFlow",

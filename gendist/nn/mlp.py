@@ -23,6 +23,9 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.weight * self.mask, self.bias)
 
 
+_INPLACE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SiLU)
+
+
 class _ContextNet(nn.Module):
     """Shared body: first layer + context projection, then hidden layers."""
 
@@ -32,7 +35,8 @@ class _ContextNet(nn.Module):
         self.context = (
             nn.Linear(context, layers[0].out_features, bias=False) if context > 0 else None
         )
-        self.activation = activation()
+        # in place where the activation allows it: the pre-activation is a fresh buffer nobody else reads
+        self.activation = activation(inplace=True) if activation in _INPLACE else activation()
 
     def hidden(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """The activations that feed the last layer."""
