@@ -6,7 +6,7 @@ import abc
 
 import torch.nn as nn
 from pyro.distributions.conditional import ConditionalTransformModule
-from torch import Tensor
+from torch import Size, Tensor
 from torch.distributions import Distribution
 from torch.distributions.transforms import Transform
 
@@ -26,6 +26,18 @@ class LazyDistribution(nn.Module, abc.ABC):
 
     def condition(self, context: Tensor) -> Distribution:
         return self(context)
+
+    def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        r"""Shorthand for ``self(c).log_prob(x)``."""
+        return self(c).log_prob(x)
+
+    def sample(self, sample_shape: Size = Size(), c: Tensor | None = None) -> Tensor:
+        r"""Shorthand for ``self(c).sample(sample_shape)``."""
+        return self(c).sample(sample_shape)
+
+    def rsample_and_log_prob(self, sample_shape: Size = Size(), c: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""Shorthand for ``self(c).rsample_and_log_prob(sample_shape)``."""
+        return self(c).rsample_and_log_prob(sample_shape)
 
 
 class LazyTransform(ConditionalTransformModule, abc.ABC):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-from torch import Size, Tensor
+from torch import Tensor
 from torch.distributions import constraints
 from torch.distributions.transforms import Transform as _TorchTransform
 
@@ -127,17 +127,3 @@ class FlowModule(LazyDistribution):
         flow = Flow(self.base(c), transforms, validate_args=self.validate_args)
         flow.dtype = dtype
         return flow
-
-    def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        r"""Shorthand for ``self(c).log_prob(x)``."""
-        return self(c).log_prob(x)
-
-    def sample(self, sample_shape: Size = Size(), c: Tensor | None = None) -> Tensor:
-        r"""Shorthand for ``self(c).sample(sample_shape)``."""
-        return self(c).sample(sample_shape)
-
-    def rsample_and_log_prob(
-        self, sample_shape: Size = Size(), c: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        r"""Shorthand for ``self(c).rsample_and_log_prob(sample_shape)``."""
-        return self(c).rsample_and_log_prob(sample_shape)

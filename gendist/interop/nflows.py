@@ -423,14 +423,6 @@ class NflowsFlow(LazyDistribution):
         )
         return Flow(self.base(e, e_dim), [f])
 
-    def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        r"""Shorthand for ``self(c).log_prob(x)``."""
-        return self(c).log_prob(x)
-
-    def sample(self, sample_shape: Size = Size(), c: Tensor | None = None) -> Tensor:
-        r"""Shorthand for ``self(c).sample(sample_shape)``."""
-        return self(c).sample(sample_shape)
-
 
 def from_nflows_flow(
     flow: _NflowsFlow, context_event_dim: int = 1, data_shape: Sequence[int] | None = None
