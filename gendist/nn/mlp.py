@@ -128,9 +128,14 @@ class MADE(_ContextNet):
         order = torch.as_tensor(order, dtype=torch.long)
         if sorted(order.tolist()) != list(range(features)):
             raise ValueError(f"order must be a permutation of 0..{features - 1}, got {order.tolist()}")
+        # hidden ranks, sorted so the units of rank < r form a prefix of each layer; with a
+        # context, rank -1 units see only the context and feed every output (so the first
+        # feature in the order depends on the context too)
+        low = -1 if context > 0 else 0
+        span = features - 1 - low
         ranks = [order]
         for h in hidden:
-            ranks.append(torch.arange(h) % (features - 1) if features > 1 else torch.full((h,), -1))
+            ranks.append(low + torch.arange(h) * span // h if span > 0 else torch.full((h,), -1))
         out_rank = order.repeat_interleave(params)
         layers = []
         for r_in, r_out in zip(ranks[:-1], ranks[1:]):
@@ -140,6 +145,9 @@ class MADE(_ContextNet):
         self.features = features
         self.params = params
         self.register_buffer("order", order)
+        self._rank = order.tolist()
+        # _prefix[l][r]: how many units of hidden layer l have rank < r
+        self._prefix = [[int((r < k).sum()) for k in range(features)] for r in ranks[1:]]
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         return super().forward(x, c).unflatten(-1, (self.features, self.params))
@@ -147,13 +155,20 @@ class MADE(_ContextNet):
     def feature(self, x: Tensor, c: Tensor | None, i: int) -> Tensor:
         r"""The :math:`P` parameters of feature ``i`` alone, shape :math:`(*, P)`.
 
-        Runs the hidden layers and only feature ``i``'s rows of the last one:
-        what a sequential (inverse) pass needs, at a fraction of the output cost.
+        Only hidden units of rank below feature ``i``'s rank can reach its
+        outputs; ranks are sorted, so those are a prefix of every layer. This
+        runs that prefix and feature ``i``'s rows of the last layer: what one
+        sequential (inverse) pass needs, at a fraction of a full pass.
         """
-        last = self.layers[-1]
         rows = slice(i * self.params, (i + 1) * self.params)
-        h = self.hidden(x, c) if len(self.layers) > 1 else x
-        out = F.linear(h, last.weight[rows] * last.mask[rows], last.bias[rows])
-        if len(self.layers) == 1 and self.context is not None:
-            out = out + self.context(c)[..., rows]
-        return out
+        first, last = self.layers[0], self.layers[-1]
+        if len(self.layers) == 1:
+            out = F.linear(x, first.weight[rows] * first.mask[rows], first.bias[rows])
+            return out if self.context is None else out + F.linear(c, self.context.weight[rows])
+        n = [prefix[self._rank[i]] for prefix in self._prefix]
+        h = F.linear(x, first.weight[: n[0]] * first.mask[: n[0]], first.bias[: n[0]])
+        if self.context is not None:
+            h = h + F.linear(c, self.context.weight[: n[0]])
+        for layer, m, k in zip(self.layers[1:-1], n[:-1], n[1:]):
+            h = F.linear(self.activation(h), layer.weight[:k, :m] * layer.mask[:k, :m], layer.bias[:k])
+        return F.linear(self.activation(h), last.weight[rows, : n[-1]] * last.mask[rows, : n[-1]], last.bias[rows])

@@ -273,7 +273,9 @@ def build_transform(entry: TransformEntry, scale: float, seed: int,
                     dtype: torch.dtype = torch.float64) -> tuple[nn.Module, Tensor | None]:
     r"""Build an entry's module with parameters perturbed by ``scale`` (seeded), and a context if it needs one."""
     g = _g(seed)
-    module = entry.factory(scale)
+    with torch.random.fork_rng():  # the default initialization draws from the global RNG
+        torch.manual_seed(seed)
+        module = entry.factory(scale)
     perturb(module, scale, g).to(dtype)
     c = torch.randn(4, entry.context, generator=g, dtype=dtype) if entry.context else None
     return module, c
