@@ -227,7 +227,8 @@ def test_spline_at_knots_and_min_bins(dtype: torch.dtype) -> None:
     h = torch.tensor([[-40.0, 40, -40, -40, 1, -40], [5, -5, 0, 0, 0, 0]], dtype=dtype)
     d = torch.tensor([[-40.0, 40, 0, -3, 2], [0, 0, 0, 0, 0]], dtype=dtype)
     ours = MonotonicRQSpline(w, h, d, bound=B, min_bin=1e-3)
-    knots_x, knots_y, raw_d = ours.table.unbind(-2)  # (2, K + 1) each; derivatives stay raw in the table
+    knots_x, knots_y = ours.knots.unbind(-2)  # (2, K + 1) each
+    raw_d = torch.nn.functional.pad(ours.raw_derivatives, (1, 1))  # raw 0 at the end knots: derivative 1
     md = ours.min_derivative
     knots_d = md + torch.nn.functional.softplus(raw_d + math.log(math.expm1(1 - md)))
     # min_bin is a fraction of 2B for widths and heights, exactly as nflows' min_bin_width/height

@@ -77,7 +77,8 @@ class MonotonicRQSpline(Transform):
         self.bins = K
         self.min_derivative = float(min_derivative)
         widths, heights, derivatives = _broadcast_but_last(widths, heights, derivatives)
-        self.table = self._table(torch.stack((widths, heights), dim=-2), derivatives, min_bin)
+        self.knots = self._knots(torch.stack((widths, heights), dim=-2), min_bin)
+        self.raw_derivatives = derivatives
 
     @classmethod
     def from_params(
@@ -93,34 +94,33 @@ class MonotonicRQSpline(Transform):
         Transform.__init__(self)
         self.bound, self.bins, self.min_derivative = float(bound), K, float(min_derivative)
         wh, derivatives = torch.split(params, [2 * K, K - 1], dim=-1)  # split: one backward copy
-        self.table = self._table(wh.unflatten(-1, (2, K)), derivatives, min_bin)
+        self.knots = self._knots(wh.unflatten(-1, (2, K)), min_bin)
+        self.raw_derivatives = derivatives
         return self
 
-    def _table(self, wh: Tensor, derivatives: Tensor, min_bin: float) -> Tensor:
-        """Rows (x_k, y_k, raw d_k) of the K + 1 knots, shape (..., 3, K + 1): one gather fetches a bin.
-
-        Derivatives stay raw (a raw 0 is a derivative of 1, the end knots' value) and are
-        squashed only for the two knots each element gathers.
-        """
+    def _knots(self, wh: Tensor, min_bin: float) -> Tensor:
+        """Rows (x_k) and (y_k) of the K + 1 knots, shape (..., 2, K + 1)."""
         K, B = self.bins, self.bound
         p = min_bin + (1 - min_bin * K) * torch.softmax(wh, dim=-1)
         # knots from -B to B (both exact, so the tails join without a gap), both rows at once
         knots = F.pad(torch.cumsum(p, dim=-1), (1, 0)) * (2 * B) - B
         knots[..., -1] = B
-        return torch.cat((knots, F.pad(derivatives, (1, 1)).unsqueeze(-2)), dim=-2)
+        return knots
 
     def _bin(self, v: Tensor, row: int) -> tuple[Tensor, ...]:
         """The knots (x0, x1, y0, y1, d0, d1) around each clamped value ``v``, searched in ``row``."""
-        table = self.table
-        k = (v.unsqueeze(-1) >= table[..., row, 1:-1]).sum(dim=-1, keepdim=True)
+        knots, raw, K = self.knots, self.raw_derivatives, self.bins
+        k = (v.unsqueeze(-1) >= knots[..., row, 1:-1]).sum(dim=-1, keepdim=True)
         idx = k + torch.arange(2, device=k.device)  # (..., 2): bin k spans knots k, k + 1
         batch = idx.shape[:-1]
-        table = table.expand(batch + table.shape[-2:])
-        lo_hi = table.gather(-1, idx.unsqueeze(-2).expand(batch + (3, 2)))  # (..., 3, 2)
-        xs, ys, raw = lo_hi.unbind(-2)
-        # a zero raw derivative is exactly 1: min_d + softplus(log(expm1(1 - min_d)))
+        xs, ys = knots.expand(batch + knots.shape[-2:]).gather(-1, idx.unsqueeze(-2).expand(batch + (2, 2))).unbind(-2)
+        # derivatives stay raw until gathered: knot j's is raw[j - 1] inside, and a raw 0
+        # (a derivative of exactly 1, the tails' slope) at the two end knots
+        j = idx - 1
+        inner = (j >= 0) & (j <= K - 2)
+        r = raw.expand(batch + raw.shape[-1:]).gather(-1, j.clamp(0, K - 2))
         md = self.min_derivative
-        ds = md + F.softplus(raw + math.log(math.expm1(1.0 - md)))
+        ds = md + F.softplus(torch.where(inner, r, 0.0) + math.log(math.expm1(1.0 - md)))
         return (*xs.unbind(-1), *ys.unbind(-1), *ds.unbind(-1))
 
     @staticmethod
