@@ -11,7 +11,7 @@ The table gives ``NLL - H`` with the plain test NLL, and the same KL
 estimated pairwise, :math:`\overline{\log p(x_i) - \log q(x_i)}`, whose
 standard error is far smaller (every density here has an exact ``log_prob``).
 
-Run (about 7 minutes on an idle CPU core; see benchmarks/README_quality.md):
+Run (about 9 minutes on one CPU core; results in benchmarks/README_quality.md):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality_2d.py
 

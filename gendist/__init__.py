@@ -4,9 +4,18 @@ Importing gendist changes no global state (argument validation, default dtype,
 RNG) of torch or Pyro.
 """
 
-from gendist import distributions, flows, nn, transforms
+from gendist import data, distributions, flows, nn, transforms
 from gendist.distributions import Flow, LazyDistribution, LazyTransform
 
 __version__ = "0.1.0"
 
-__all__ = ["Flow", "LazyDistribution", "LazyTransform", "distributions", "flows", "nn", "transforms"]
+__all__ = [
+    "Flow",
+    "LazyDistribution",
+    "LazyTransform",
+    "data",
+    "distributions",
+    "flows",
+    "nn",
+    "transforms",
+]
