@@ -210,3 +210,20 @@ def test_flows_on_cuda():
         x, lp = d.rsample_and_log_prob((7,))
         assert x.is_cuda and lp.is_cuda
         torch.testing.assert_close(d.log_prob(x), lp, atol=1e-4, rtol=1e-4)
+
+
+def test_standardize_reports_density_in_original_units():
+    from gendist.flows import Standardize
+
+    x = torch.tensor([1000.0, -3.0]) + torch.tensor([50.0, 0.1]) * torch.randn(400, 2)
+    inner = MAF(2, transforms=2, hidden=(8,))
+    layer = Standardize.from_data(x)
+    flow = FlowModule([*inner.transforms, layer], features=2)
+    z = (x - layer.mean) / layer.std
+    expected = inner().log_prob(z) - layer.std.log().sum()
+    torch.testing.assert_close(flow().log_prob(x), expected)
+    clone = FlowModule([*MAF(2, transforms=2, hidden=(8,)).transforms, Standardize(2)], features=2)
+    clone.load_state_dict(flow.state_dict())
+    torch.testing.assert_close(clone().log_prob(x), flow().log_prob(x))
+    with pytest.raises(ValueError, match="constant"):
+        Standardize.from_data(torch.stack((torch.randn(10), torch.ones(10)), -1))

@@ -5,7 +5,7 @@ from gendist.flows.core import FlowModule, Unconditional
 from gendist.flows.coupling import NICE, CouplingLayer, RealNVP, alternating_masks
 from gendist.flows.elementwise import Elementwise
 from gendist.flows.linear import LU, Permute, RandomPermutation, Reverse
-from gendist.flows.normalization import ActNorm, BatchNorm
+from gendist.flows.normalization import ActNorm, BatchNorm, Standardize
 from gendist.flows.spline import NSF
 from gendist.flows.univariate import Additive, Affine, Spline, Univariate
 from gendist.flows.vi import PlanarFlow, PlanarLayer, RadialFlow, RadialLayer, SylvesterFlow, SylvesterLayer
@@ -33,6 +33,7 @@ __all__ = [
     "RealNVP",
     "Reverse",
     "Spline",
+    "Standardize",
     "SylvesterFlow",
     "SylvesterLayer",
     "Unconditional",

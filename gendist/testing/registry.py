@@ -44,6 +44,7 @@ from gendist.flows import (
     RandomPermutation,
     RealNVP,
     Reverse,
+    Standardize,
     SylvesterFlow,
     SylvesterLayer,
 )
@@ -267,6 +268,7 @@ def _transforms() -> None:
     t("permute", lambda s: Permute([0, 2, 1]), 3)
     t("actnorm", lambda s: ActNorm(3), 3)
     t("batchnorm-eval", lambda s: BatchNorm(3).eval(), 3)
+    t("standardize", lambda s: Standardize.from_data(torch.tensor([[1.0, -5.0, 30.0], [2.0, 5.0, 50.0]])), 3)
 
 
 def build_transform(entry: TransformEntry, scale: float, seed: int,
