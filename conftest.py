@@ -1,5 +1,6 @@
 """Shared pytest configuration: hypothesis profiles and doctest namespace."""
 
+import json
 import os
 
 import pyro
@@ -22,6 +23,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture(autouse=True)
 def _doctest_namespace(doctest_namespace):
     doctest_namespace["torch"] = torch
+    doctest_namespace["json"] = json
     doctest_namespace["pyro"] = pyro
     doctest_namespace["dist"] = pyro.distributions
 

@@ -2,6 +2,8 @@ r"""The flow module: lazy transforms and a base, assembled into a :class:`~gendi
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -84,6 +86,24 @@ class FlowModule(LazyDistribution):
     """
 
     validate_args: bool | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        r"""Recipes record the arguments they are built with (see :func:`gendist.flows.config`)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__init__
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs) -> None:
+            if "_config" not in self.__dict__:  # the outermost recipe records
+                bound = signature.bind(self, *args, **kwargs)
+                arguments = dict(bound.arguments)
+                arguments.pop("self")
+                arguments.update(arguments.pop("kwargs", {}))
+                object.__setattr__(self, "_config", (cls.__name__, arguments))
+            init(self, *args, **kwargs)
+
+        cls.__init__ = __init__
 
     def __init__(
         self,
