@@ -14,7 +14,7 @@ export HYPOTHESIS_PROFILE ?= ci
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(TORCH),$(BIN)/python -m pip install -q "$(TORCH)")
-	$(BIN)/python -m pip install -q -e ".[test,bench,data]"
+	$(BIN)/python -m pip install -q -e ".[test,bench,data,plot]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -1,0 +1,369 @@
+r"""The ``gendist`` command: ``fit``, ``sample`` and ``evaluate`` density models from the shell.
+
+Every failure a user can cause (a missing file, bad data, an existing output
+folder, an unknown name, a corrupt checkpoint) prints one line starting with
+``gendist: error:`` and exits with status 2; nothing is written or overwritten
+unless asked (``--force``, ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+__all__ = ["main"]
+
+MODELS = {"nsf": "NSF", "maf": "MAF", "iaf": "IAF", "realnvp": "RealNVP", "nice": "NICE"}
+
+EXAMPLES = """examples:
+  gendist fit --data moons --model nsf --out runs/moons
+  gendist fit --data digits --model nsf --epochs 100 --out runs/digits
+  gendist fit --data table.csv --columns a,b,c --model maf --out runs/table
+  gendist fit --data moons --out runs/moons --resume      # continue a killed run exactly
+  gendist sample runs/moons -n 1000 -o samples.npy
+  gendist evaluate runs/table --data new.csv -o logp.npy
+"""
+
+
+class UsageError(Exception):
+    """A problem with the user's input: reported in one line, exit status 2."""
+
+
+# ------------------------------------------------------------------ data
+
+
+def _split(x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_test = n_valid = max(1, len(x) // 10)
+    test, valid, train = perm[:n_test], perm[n_test : n_test + n_valid], perm[n_test + n_valid :]
+    return x[train], x[valid], x[test]
+
+
+def load_data(name: str, columns: str | None, seed: int) -> dict:
+    r"""Resolve ``--data`` into train/valid/test tensors and what is known about them."""
+    from gendist import data as gdata
+
+    if name in gdata.densities:
+        density = gdata.densities[name]()
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            train, valid, test = (density.sample((n,)) for n in (20000, 5000, 20000))
+        entropy = float(density.entropy()) if density.log_prob_kind == "exact" else None
+        return {"train": train, "valid": valid, "test": test, "names": ["x", "y"], "levels": None,
+                "image_shape": None, "entropy": entropy, "kind": "toy2d"}
+    if name == "digits":
+        train, valid, test = (gdata.load_digits(s) for s in ("train", "valid", "test"))
+        return {"train": train, "valid": valid, "test": test, "names": None, "levels": gdata.DIGITS_LEVELS,
+                "image_shape": (8, 8), "entropy": None, "kind": "digits"}
+    if name == "mnist":
+        train, valid, test = (gdata.load_binarized_mnist(s) for s in ("train", "valid", "test"))
+        return {"train": train, "valid": valid, "test": test, "names": None, "levels": 2,
+                "image_shape": (28, 28), "entropy": None, "kind": "mnist"}
+    path = Path(name)
+    if not path.suffix:
+        known = ", ".join([*gdata.densities, "digits", "mnist"])
+        raise UsageError(f"unknown data {name!r}: give a .npy, .npz or .csv file or one of {known}")
+    x, names = gdata.load_table(path, columns=columns.split(",") if columns else None)
+    if len(x) < 10:
+        raise UsageError(f"{path}: {len(x)} rows are too few to split into train/valid/test (need 10 or more)")
+    train, valid, test = _split(x.to(torch.get_default_dtype()), seed)
+    return {"train": train, "valid": valid, "test": test, "names": names, "levels": None,
+            "image_shape": None, "entropy": None, "kind": "table"}
+
+
+# ------------------------------------------------------------------ models
+
+
+def build_model(run: dict) -> nn.Module:
+    r"""The model of a run: the recipe of its config, ending with its standardization layer."""
+    from gendist.flows import FlowModule, Standardize, from_config
+
+    recipe = from_config(run["model"])
+    D = run["features"]
+    return FlowModule([*recipe.transforms, Standardize(D)], features=D, base=recipe.base)
+
+
+def _recipe_config(args: argparse.Namespace, features: int) -> dict:
+    from gendist import flows
+    from gendist.flows import config
+
+    if args.model not in MODELS:
+        raise UsageError(f"unknown model {args.model!r}: choose one of {', '.join(MODELS)}")
+    kwargs = {"features": features, "transforms": args.transforms, "hidden": tuple(args.hidden)}
+    if args.model == "nsf":
+        kwargs["bins"] = args.bins
+    if args.model in ("realnvp", "nice") and features < 2:
+        raise UsageError(f"--model {args.model} needs at least 2 features, the data has {features}")
+    return config(getattr(flows, MODELS[args.model])(**kwargs))
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise UsageError(f"--device {name}: {e}") from e
+
+
+def load_run(path: str, device: torch.device | None = None) -> tuple[dict, nn.Module]:
+    r"""Load a run folder written by ``gendist fit``: its config and the trained model."""
+    folder = Path(path)
+    cfg_path, weights = folder / "config.json", folder / "model.pt"
+    if not cfg_path.is_file() or not weights.is_file():
+        raise UsageError(f"{folder} is not a finished gendist run (config.json and model.pt are needed)")
+    try:
+        run = json.loads(cfg_path.read_text())
+        model = build_model(run)
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{cfg_path} is not a valid gendist run config ({e})") from e
+    try:
+        state = torch.load(weights, weights_only=True, map_location="cpu")
+        model.load_state_dict(state)
+    except Exception as e:  # truncated, corrupt, or from another model
+        raise UsageError(f"{weights} cannot be loaded ({type(e).__name__}); the file is corrupt or incomplete") from e
+    model.eval()
+    return run, model.to(device) if device is not None else model
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from gendist.flows import Standardize
+    from gendist.inference import fit
+    from gendist.metrics import bits_per_dim
+
+    out = Path(args.out)
+    if out.exists() and not (args.force or args.resume):
+        raise UsageError(f"{out} exists; use --force to overwrite it or --resume to continue its run")
+    if args.resume and not (out / "train" / "last.pt").is_file():
+        raise UsageError(f"--resume: {out} has no checkpoint (train/last.pt) to continue from")
+    device = _device(args.device)
+    data = load_data(args.data, args.columns, args.seed)
+    D = data["train"].shape[-1]
+    levels = data["levels"]
+
+    def dequantize(x: torch.Tensor) -> torch.Tensor:
+        return x + torch.rand_like(x) if levels else x
+
+    torch.manual_seed(args.seed)
+    train = data["train"].to(device)
+    model_cfg = _recipe_config(args, D)
+    run = {"model": model_cfg, "features": D, "data": args.data, "columns": data["names"],
+           "levels": levels, "image_shape": data["image_shape"], "seed": args.seed}
+    model = build_model(run).to(device)
+    with torch.random.fork_rng():
+        torch.manual_seed(args.seed)
+        fitted = Standardize.from_data(dequantize(train)).to(device)
+    model.transforms[-1].load_state_dict(fitted.state_dict())
+
+    def objective(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return -m().log_prob(dequantize(batch[0])).mean()
+
+    g = torch.Generator().manual_seed(args.seed + 1)
+    fixed_noise = (lambda x: x + torch.rand(x.shape, generator=g).to(x)) if levels else (lambda x: x)
+    valid = fixed_noise(data["valid"]).to(device)
+
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    history = fit(model, train, valid=valid, objective=objective if levels else _nll, epochs=args.epochs,
+                  batch_size=args.batch_size, lr=args.lr, schedule="cosine", clip_grad=10.0, seed=args.seed,
+                  patience=args.patience, checkpoint_dir=out / "train", checkpoint_every=args.checkpoint_every,
+                  resume=args.resume, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+
+    model.eval()
+    scores = {}
+    with torch.no_grad():
+        for split in ("train", "valid", "test"):
+            x = data[split].to(device)
+            draws = 10 if levels else 1
+            nll = sum(float(-model().log_prob(fixed_noise(x.cpu()).to(device)).mean()) for _ in range(draws)) / draws
+            scores[f"{split}_nll"] = nll
+            if levels:
+                scores[f"{split}_bits_per_dim"] = bits_per_dim(nll, D, scale=1.0)
+    metrics = {**scores, "train_seconds": round(history.seconds or seconds, 2), "epochs": history.epoch,
+               "steps": history.step, "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
+               "data": {"name": args.data, "features": D, "levels": levels,
+                        "sizes": {k: len(data[k]) for k in ("train", "valid", "test")}},
+               "model": model_cfg, "history": {"step_loss": history.step_loss, "epoch_valid": history.epoch_valid}}
+    if data["entropy"] is not None:
+        metrics["entropy"] = data["entropy"]
+        metrics["test_nll_minus_entropy"] = scores["test_nll"] - data["entropy"]
+    _atomic_write(out / "model.pt", lambda p: torch.save(model.state_dict(), p))
+    _atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(run, indent=2)))
+    _atomic_write(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2)))
+    _plots(out, model, data, history, device)
+    line = f"test NLL {scores['test_nll']:.4f} nats"
+    if levels:
+        line += f"   test bits/dim {scores['test_bits_per_dim']:.3f}"
+    if data["entropy"] is not None:
+        line += f"   entropy H {data['entropy']:.4f}   NLL - H {metrics['test_nll_minus_entropy']:+.4f}"
+    print(line)
+    print(f"wrote {out}/metrics.json, model.pt, config.json")
+    return 0
+
+
+def _nll(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return -model().log_prob(batch[0]).mean()
+
+
+def _plots(out: Path, model: nn.Module, data: dict, history, device: torch.device) -> None:
+    """samples.png, loss.png and (2-D) density.png, when matplotlib is installed."""
+    try:
+        from gendist import plots
+    except ImportError:
+        return
+    try:
+        with torch.no_grad():
+            fake = model().sample((2000,)).cpu()
+        real = data["test"][:2000]
+        plots.plot_samples(real, fake, out / "samples.png", image_shape=data["image_shape"], names=data["names"])
+        per_epoch = max(1, history.step // max(1, history.epoch))
+        plots.plot_loss(history.step_loss, history.epoch_valid, per_epoch, out / "loss.png")
+        if data["train"].shape[-1] == 2:
+            plots.plot_density_2d(lambda x: model().log_prob(x.to(device)).cpu(), out / "density.png", data=real)
+    except ImportError:
+        return
+
+
+def _output_path(path: str, force: bool) -> Path:
+    out = Path(path)
+    if out.suffix not in (".npy", ".csv"):
+        raise UsageError(f"-o {path}: the output must end in .npy or .csv")
+    if out.exists() and not force:
+        raise UsageError(f"{out} exists; use --force to overwrite it")
+    if not out.parent.exists():
+        raise UsageError(f"-o {path}: the folder {out.parent} does not exist")
+    return out
+
+
+def _write_array(out: Path, array: np.ndarray, header: list[str] | None) -> None:
+    if out.suffix == ".npy":
+        _atomic_write(out, lambda p: np.save(open(p, "wb"), array))
+    else:
+        head = ",".join(header) if header else ""
+        _atomic_write(out, lambda p: np.savetxt(p, array.reshape(len(array), -1), delimiter=",", header=head,
+                                                comments=""))
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    out = _output_path(args.output, args.force)
+    if args.n < 1:
+        raise UsageError(f"-n must be >= 1, got {args.n}")
+    run, model = load_run(args.run, _device(args.device))
+    torch.manual_seed(args.seed)
+    with torch.no_grad():
+        x = model().sample((args.n,)).cpu().numpy()
+    _write_array(out, x, run.get("columns"))
+    print(f"wrote {args.n} samples of dimension {x.shape[-1]} to {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from gendist.data import load_table
+
+    out = _output_path(args.output, args.force)
+    run, model = load_run(args.run, _device(args.device))
+    columns = args.columns.split(",") if args.columns else run.get("columns") if run.get("columns") else None
+    path = Path(args.data)
+    try:
+        x, _ = load_table(path, columns=columns if path.suffix == ".csv" else None)
+    except ValueError as e:
+        if columns and "column" in str(e):
+            x, _ = load_table(path)
+        else:
+            raise
+    if x.shape[-1] != run["features"]:
+        raise UsageError(f"{path}: rows have {x.shape[-1]} values, the model was fitted to {run['features']}")
+    with torch.no_grad():
+        logp = model().log_prob(x.to(next(model.parameters()).dtype)).numpy()
+    _write_array(out, logp, ["log_prob"])
+    print(f"mean log-density {float(np.mean(logp)):.4f} nats over {len(logp)} rows; wrote {out}")
+    return 0
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gendist", description="Fit, sample and evaluate density models.",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fit", help="fit a model to data", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("--data", required=True, help="moons, eight_gaussians, checkerboard, rings, circles, "
+                   "pinwheel, two_spirals, digits, mnist, or a .npy/.npz/.csv file")
+    f.add_argument("--columns", help="comma-separated column names or indices of a table to use")
+    f.add_argument("--model", default="nsf", help=f"one of {', '.join(MODELS)} (default nsf)")
+    f.add_argument("--out", required=True, help="the run folder to write (refused if it exists)")
+    f.add_argument("--epochs", type=int, default=20)
+    f.add_argument("--batch-size", type=int, default=256)
+    f.add_argument("--lr", type=float, default=1e-3)
+    f.add_argument("--transforms", type=int, default=5)
+    f.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
+    f.add_argument("--bins", type=int, default=8, help="spline bins (nsf)")
+    f.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
+    f.add_argument("--checkpoint-every", type=int, default=200, help="checkpoint period in steps")
+    f.add_argument("--device", default="cpu")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    f.add_argument("--force", action="store_true", help="overwrite an existing --out folder")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=cmd_fit)
+    s = sub.add_parser("sample", help="draw samples from a fitted run")
+    s.add_argument("run", help="a run folder written by gendist fit")
+    s.add_argument("-n", type=int, default=1000, help="number of samples")
+    s.add_argument("-o", "--output", required=True, help="samples.npy or samples.csv")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    s.set_defaults(func=cmd_sample)
+    e = sub.add_parser("evaluate", help="log-density of new data under a fitted run")
+    e.add_argument("run", help="a run folder written by gendist fit")
+    e.add_argument("--data", required=True, help="a .npy/.npz/.csv file with the model's columns")
+    e.add_argument("--columns", help="comma-separated columns to use (default: the ones fitted)")
+    e.add_argument("-o", "--output", required=True, help="logp.npy or logp.csv")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    e.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, FileNotFoundError, ValueError, TypeError, ImportError) as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"gendist: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gendist: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
