@@ -75,7 +75,8 @@ def test_bad_input_gives_one_line_and_status_2(capsys, tmp_path, moons_run):
     assert not (tmp_path / "e").exists()
     wide = tmp_path / "wide.npy"
     np.save(wide, np.random.default_rng(0).standard_normal((20, 3)))
-    assert "fitted to 2" in _error(capsys, ["evaluate", str(moons_run), "--data", str(wide), "-o", str(tmp_path / "l.npy")])
+    argv = ["evaluate", str(moons_run), "--data", str(wide), "-o", str(tmp_path / "l.npy")]
+    assert "fitted to 2" in _error(capsys, argv)
     assert "exists" in _error(capsys, ["sample", str(moons_run), "-o", str(wide)])
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
