@@ -221,6 +221,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if data["entropy"] is not None:
         line += f"   entropy H {data['entropy']:.4f}   NLL - H {metrics['test_nll_minus_entropy']:+.4f}"
     print(line)
+    if data["kind"] == "digits":  # anchors.md, same split and dequantization
+        print("reference test bits/dim: full-covariance Gaussian 2.943, categorical MADE 2.252, NSF 2.210")
     print(f"wrote {out}/metrics.json, model.pt, config.json")
     return 0
 
