@@ -334,7 +334,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--force", action="store_true", help="overwrite an existing --out folder")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.set_defaults(func=cmd_fit)
-    s = sub.add_parser("sample", help="draw samples from a fitted run")
+    s = sub.add_parser("sample", help="draw samples from a fitted run", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("run", help="a run folder written by gendist fit")
     s.add_argument("-n", type=int, default=1000, help="number of samples")
     s.add_argument("-o", "--output", required=True, help="samples.npy or samples.csv")
@@ -342,7 +343,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--force", action="store_true", help="overwrite an existing output file")
     s.set_defaults(func=cmd_sample)
-    e = sub.add_parser("evaluate", help="log-density of new data under a fitted run")
+    e = sub.add_parser("evaluate", help="log-density of new data under a fitted run", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run", help="a run folder written by gendist fit")
     e.add_argument("--data", required=True, help="a .npy/.npz/.csv file with the model's columns")
     e.add_argument("--columns", help="comma-separated columns to use (default: the ones fitted)")

@@ -92,3 +92,37 @@ def test_console_script_help_and_error_have_no_traceback(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "gendist.cli", "sample", str(tmp_path), "-o", str(tmp_path / "x.npy")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "not a finished gendist run" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("a,b\n1,2\n3\n4,5\n", "row"),  # ragged
+        ("a,b\n1,7\n2,7\n3,7\n", "constant"),
+        ("a,b\n1,2\n,3\n", "empty"),
+        ("a,b\n1,nan\n2,3\n", "NaN"),
+    ],
+)
+def test_bad_tables_through_the_command(capsys, tmp_path, content, words):
+    path = tmp_path / "t.csv"
+    path.write_text(content)
+    err = _error(capsys, ["fit", "--data", str(path), "--out", str(tmp_path / "run")])
+    assert words.lower() in err.lower()
+    assert not (tmp_path / "run").exists()
+
+
+def test_truncated_checkpoint_on_resume(capsys, tmp_path, moons_run):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(moons_run, out)
+    last = out / "train" / "last.pt"
+    last.write_bytes(last.read_bytes()[:200])
+    assert "checkpoint" in _error(capsys, ["fit", "--data", "moons", "--out", str(out), "--resume", *FAST])
+
+
+@pytest.mark.parametrize("command", ["fit", "sample", "evaluate"])
+def test_help_has_examples(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0 and "examples:" in capsys.readouterr().out
