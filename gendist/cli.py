@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from gendist.io import atomic_write
 
 __all__ = ["main"]
 
@@ -104,17 +104,6 @@ def _recipe_config(args: argparse.Namespace, features: int) -> dict:
     if args.model in ("realnvp", "nice") and features < 2:
         raise UsageError(f"--model {args.model} needs at least 2 features, the data has {features}")
     return config(getattr(flows, MODELS[args.model])(**kwargs))
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _device(name: str) -> torch.device:
@@ -211,9 +200,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if data["entropy"] is not None:
         metrics["entropy"] = data["entropy"]
         metrics["test_nll_minus_entropy"] = scores["test_nll"] - data["entropy"]
-    _atomic_write(out / "model.pt", lambda p: torch.save(model.state_dict(), p))
-    _atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(run, indent=2)))
-    _atomic_write(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2)))
+    atomic_write(out / "model.pt", lambda p: torch.save(model.state_dict(), p))
+    atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(run, indent=2)))
+    atomic_write(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2)))
     _plots(out, model, data, history, device)
     line = f"test NLL {scores['test_nll']:.4f} nats"
     if levels:
@@ -263,10 +252,10 @@ def _output_path(path: str, force: bool) -> Path:
 
 def _write_array(out: Path, array: np.ndarray, header: list[str] | None) -> None:
     if out.suffix == ".npy":
-        _atomic_write(out, lambda p: np.save(open(p, "wb"), array))
+        atomic_write(out, lambda p: np.save(open(p, "wb"), array))
     else:
         head = ",".join(header) if header else ""
-        _atomic_write(out, lambda p: np.savetxt(p, array.reshape(len(array), -1), delimiter=",", header=head,
+        atomic_write(out, lambda p: np.savetxt(p, array.reshape(len(array), -1), delimiter=",", header=head,
                                                 comments=""))
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+from gendist.io import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -52,29 +53,9 @@ def _figure(**kwargs: Any) -> Figure:
     return fig
 
 
-def _file_mode() -> int:
-    r"""The mode ``open`` gives a new file: ``0o666`` less the process umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     r"""Write ``fig`` as a PNG to ``path`` atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.chmod(tmp, _file_mode())  # mkstemp creates 0o600; give the usual mode of a new file
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _as_2d(x: Tensor, name: str) -> Tensor:

@@ -103,7 +103,8 @@ def test_error_while_saving_leaves_no_file(tmp_path, monkeypatch) -> None:
     from matplotlib.figure import Figure
 
     def broken(self, fname, **kwargs):
-        fname.write(b"partial")
+        with open(fname, "wb") as f:
+            f.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(Figure, "savefig", broken)

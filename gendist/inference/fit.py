@@ -13,7 +13,6 @@ import copy
 import itertools
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 from torch.utils.data import DataLoader
+
+from gendist.io import atomic_write
 
 __all__ = ["History", "fit", "nll_objective", "load_checkpoint"]
 
@@ -100,21 +101,6 @@ def _evaluate(model: nn.Module, objective: Objective, data: object, batch_size: 
             count += n
     model.train(was_training)
     return total / count
-
-
-def _atomic_save(obj: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a kill leaves the old or the new file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -234,7 +220,7 @@ def fit(
                 state["scheduler"] = sched.state_dict()
             if best_state is not None:
                 state["best"] = best_state
-            _atomic_save(state, ckpt)
+            atomic_write(ckpt, lambda tmp: torch.save(state, tmp))
 
         bar = _bar(progress, total_steps, history.step)
         start = time.perf_counter() - history.seconds
