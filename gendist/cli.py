@@ -140,7 +140,7 @@ def load_run(path: str, device: torch.device | None = None) -> tuple[dict, nn.Mo
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from gendist.flows import Standardize
-    from gendist.inference import fit
+    from gendist.inference import fit, nll_objective
     from gendist.metrics import bits_per_dim
 
     out = Path(args.out)
@@ -176,7 +176,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    history = fit(model, train, valid=valid, objective=objective if levels else _nll, epochs=args.epochs,
+    history = fit(model, train, valid=valid, objective=objective if levels else nll_objective, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, schedule="cosine", clip_grad=10.0, seed=args.seed,
                   patience=args.patience, checkpoint_dir=out / "train", checkpoint_every=args.checkpoint_every,
                   resume=args.resume, progress=not args.quiet)
@@ -214,10 +214,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print("reference test bits/dim: full-covariance Gaussian 2.943, categorical MADE 2.252, NSF 2.210")
     print(f"wrote {out}/metrics.json, model.pt, config.json")
     return 0
-
-
-def _nll(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    return -model().log_prob(batch[0]).mean()
 
 
 def _plots(out: Path, model: nn.Module, data: dict, history, device: torch.device) -> None:

@@ -17,7 +17,7 @@ from gendist.distributions.flow import Flow
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
 from gendist.transforms.support import ToSupport
 
-__all__ = ["FlowModule", "Unconditional", "check_context"]
+__all__ = ["FlowModule", "Unconditional", "check_context", "check_sizes"]
 
 
 class Unconditional(LazyTransform):
@@ -29,6 +29,14 @@ class Unconditional(LazyTransform):
 
     def forward(self, c: Tensor | None = None) -> _TorchTransform:
         return self.transform
+
+
+def check_sizes(features: int, context: int) -> None:
+    r"""Raise a clear error unless ``features >= 1`` and ``context >= 0``."""
+    if features < 1:
+        raise ValueError(f"features must be >= 1, got {features}")
+    if context < 0:
+        raise ValueError(f"context must be >= 0, got {context}")
 
 
 def check_context(c: Tensor | None, context: int, where: str, dtype: torch.dtype | None = None) -> None:
@@ -114,10 +122,7 @@ class FlowModule(LazyDistribution):
         support: constraints.Constraint | None = None,
     ) -> None:
         super().__init__()
-        if features < 1:
-            raise ValueError(f"features must be >= 1, got {features}")
-        if context < 0:
-            raise ValueError(f"context must be >= 0, got {context}")
+        check_sizes(features, context)
         self.features = int(features)
         self.context = int(context)
         self.transforms = nn.ModuleList(

@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
-from gendist.flows.core import FlowModule
+from gendist.flows.core import FlowModule, check_context, check_sizes
 from gendist.nn.mlp import MLP
 from gendist.transforms.vi import Planar, Radial, Sylvester
 
@@ -43,10 +43,7 @@ class _AmortizedLayer(LazyTransform):
         activation: type[nn.Module],
     ) -> None:
         super().__init__()
-        if features < 1:
-            raise ValueError(f"features must be >= 1, got {features}")
-        if context < 0:
-            raise ValueError(f"context must be >= 0, got {context}")
+        check_sizes(features, context)
         self.features = int(features)
         self.context = int(context)
         if context > 0:
@@ -56,16 +53,8 @@ class _AmortizedLayer(LazyTransform):
             self.theta = nn.Parameter(torch.empty(params).uniform_(-bound, bound))
 
     def _theta(self, c: Tensor | None) -> Tensor:
-        if self.context == 0:
-            if c is not None:
-                raise ValueError(f"{type(self).__name__} is unconditional (context=0) but got a context `c`")
-            return self.theta
-        if c is None:
-            raise ValueError(
-                f"{type(self).__name__} is conditional on a context of size {self.context}: call it with "
-                f"`c` of shape (..., {self.context})"
-            )
-        return self.net(c)
+        check_context(c, self.context, type(self).__name__)
+        return self.theta if self.context == 0 else self.net(c)
 
 
 class PlanarLayer(_AmortizedLayer):
