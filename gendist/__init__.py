@@ -4,15 +4,18 @@ Importing gendist changes no global state (argument validation, default dtype,
 RNG) of torch or Pyro.
 """
 
-from gendist import data, distributions, flows, nn, transforms
-from gendist.distributions import Flow, LazyDistribution, LazyTransform
+from gendist import autoregressive, data, distributions, flows, nn, transforms
+from gendist.distributions import Autoregressive, Ensemble, Flow, LazyDistribution, LazyTransform
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Autoregressive",
+    "Ensemble",
     "Flow",
     "LazyDistribution",
     "LazyTransform",
+    "autoregressive",
     "data",
     "distributions",
     "flows",

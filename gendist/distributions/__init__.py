@@ -1,5 +1,6 @@
 r"""The distribution families and their shared pieces."""
 
+from gendist.distributions.autoregressive import Autoregressive, Ensemble
 from gendist.distributions.base import LOG_PROB_KINDS, Honest, LogProbKind
 from gendist.distributions.bases import DiagNormal, Fixed, GaussianMixture, StandardNormal, as_base
 from gendist.distributions.flow import Flow
@@ -7,6 +8,8 @@ from gendist.distributions.lazy import LazyDistribution, LazyTransform
 
 __all__ = [
     "LOG_PROB_KINDS",
+    "Autoregressive",
+    "Ensemble",
     "DiagNormal",
     "Fixed",
     "Flow",

@@ -2,8 +2,6 @@ r"""The flow module: lazy transforms and a base, assembled into a :class:`~gendi
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Sequence
 
 import torch
@@ -12,6 +10,7 @@ from torch import Tensor
 from torch.distributions import constraints
 from torch.distributions.transforms import Transform as _TorchTransform
 
+from gendist.config import Recorded
 from gendist.distributions.bases import as_base
 from gendist.distributions.flow import Flow
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
@@ -67,7 +66,7 @@ def check_context(c: Tensor | None, context: int, where: str, dtype: torch.dtype
         raise ValueError(f"{where}: context `c` has NaN or infinite entries; expected finite values")
 
 
-class FlowModule(LazyDistribution):
+class FlowModule(Recorded, LazyDistribution):
     r"""A normalizing flow as a module: ``flow(c)`` returns a :class:`~gendist.Flow`.
 
     Arguments:
@@ -94,24 +93,7 @@ class FlowModule(LazyDistribution):
     """
 
     validate_args: bool | None = None
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        r"""Recipes record the arguments they are built with (see :func:`gendist.flows.config`)."""
-        super().__init_subclass__(**kwargs)
-        init = cls.__init__
-        signature = inspect.signature(init)
-
-        @functools.wraps(init)
-        def __init__(self, *args, **kwargs) -> None:
-            if "_config" not in self.__dict__:  # the outermost recipe records
-                bound = signature.bind(self, *args, **kwargs)
-                arguments = dict(bound.arguments)
-                arguments.pop("self")
-                arguments.update(arguments.pop("kwargs", {}))
-                object.__setattr__(self, "_config", (cls.__name__, arguments))
-            init(self, *args, **kwargs)
-
-        cls.__init__ = __init__
+    _records = False  # recipes (subclasses) record their arguments; a hand-made stack has no config
 
     def __init__(
         self,

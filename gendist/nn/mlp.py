@@ -13,14 +13,21 @@ __all__ = ["MLP", "MaskedLinear", "MADE"]
 
 
 class MaskedLinear(nn.Linear):
-    r"""A linear layer :math:`y = x (M \odot W)^\top + b` with a fixed binary mask :math:`M`."""
+    r"""A linear layer :math:`y = x (M \odot W)^\top + b` with a fixed binary mask :math:`M`.
+
+    ``mask`` is ``(out, in)``, or ``(K, out, in)`` for :math:`K` masks sharing
+    the weights; ``forward(x, k)`` then uses the ``k``-th.
+    """
 
     def __init__(self, mask: Tensor, bias: bool = True) -> None:
-        super().__init__(mask.shape[1], mask.shape[0], bias=bias)
+        super().__init__(mask.shape[-1], mask.shape[-2], bias=bias)
         self.register_buffer("mask", mask.to(self.weight.dtype))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+    def masked_weight(self, k: int = 0) -> Tensor:
+        return self.weight * (self.mask[k] if self.mask.dim() == 3 else self.mask)
+
+    def forward(self, x: Tensor, k: int = 0) -> Tensor:
+        return F.linear(x, self.masked_weight(k), self.bias)
 
 
 _INPLACE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SiLU)
@@ -38,9 +45,9 @@ class _ContextNet(nn.Module):
         # in place where the activation allows it: the pre-activation is a fresh buffer nobody else reads
         self.activation = activation(inplace=True) if activation in _INPLACE else activation()
 
-    def hidden(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        """The activations that feed the last layer."""
-        h = self.layers[0](x)
+    def hidden(self, x: Tensor, c: Tensor | None = None, k: int = 0) -> Tensor:
+        """The activations that feed the last layer (through mask set ``k`` of masked layers)."""
+        h = self.layers[0](x, k) if isinstance(self.layers[0], MaskedLinear) else self.layers[0](x)
         if self.context is not None:
             if c is None:
                 raise ValueError("this network needs a context tensor `c`, got None")
@@ -49,11 +56,13 @@ class _ContextNet(nn.Module):
             h = layer(self.activation(h))
         return self.activation(h)
 
-    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, c: Tensor | None = None, k: int = 0) -> Tensor:
+        masked = isinstance(self.layers[-1], MaskedLinear)
         if len(self.layers) == 1:
-            h = self.layers[0](x)
+            h = self.layers[0](x, k) if masked else self.layers[0](x)
             return h if self.context is None else h + self.context(c)
-        return self.layers[-1](self.hidden(x, c))
+        h = self.hidden(x, c, k)
+        return self.layers[-1](h, k) if masked else self.layers[-1](h)
 
 
 class MLP(_ContextNet):
@@ -91,18 +100,27 @@ class MLP(_ContextNet):
 class MADE(_ContextNet):
     r"""Masked autoencoder for distribution estimation (Germain et al., 2015).
 
-    Maps :math:`x \in \mathbb{R}^D` (and a context) to parameters of shape
-    :math:`(D, P)` where the parameters of feature :math:`i` depend only on
-    the features of lower rank in ``order`` (and on the context).
+    Maps :math:`x \in \mathbb{R}^{D \times E}` (``inputs`` :math:`E` numbers per
+    feature, flattened to :math:`D E`; and a context) to parameters of shape
+    :math:`(D, P)` where the parameters of feature :math:`i` depend only on the
+    features of lower rank in ``order`` (and on the context).
+
+    Several orders (a ``(K, D)`` ``order``) share one set of weights: hidden
+    ranks do not depend on the order, so only the first and last layers hold
+    :math:`K` masks, and ``forward(x, c, k)`` uses the ``k``-th (the MADE
+    paper's order-agnostic training and ensembles).
 
     Arguments:
         features: the number of features :math:`D`.
         params: the number of parameters :math:`P` per feature.
         hidden: the hidden layer sizes.
         context: the context size (0 for none).
-        order: the rank of each feature (a permutation of :math:`0..D-1`);
-            the natural order by default.
+        order: the rank of each feature (a permutation of :math:`0..D-1`), or
+            a ``(K, D)`` tensor of :math:`K` such rankings; the natural order
+            by default.
         activation: the activation module class.
+        inputs: the number of input values :math:`E` per feature (for
+            example :math:`K` for one-hot encoded categories).
 
     Example:
         >>> made = MADE(4, 2, hidden=(32,))
@@ -122,38 +140,53 @@ class MADE(_ContextNet):
         context: int = 0,
         order: Tensor | None = None,
         activation: type[nn.Module] = nn.ReLU,
+        inputs: int = 1,
     ) -> None:
         if order is None:
             order = torch.arange(features)
         order = torch.as_tensor(order, dtype=torch.long)
-        if sorted(order.tolist()) != list(range(features)):
-            raise ValueError(f"order must be a permutation of 0..{features - 1}, got {order.tolist()}")
+        orders = order if order.dim() == 2 else order[None]
+        for o in orders:
+            if sorted(o.tolist()) != list(range(features)):
+                raise ValueError(f"order must be a permutation of 0..{features - 1}, got {o.tolist()}")
+        if inputs < 1:
+            raise ValueError(f"inputs must be >= 1, got {inputs}")
         # hidden ranks, sorted so the units of rank < r form a prefix of each layer; with a
         # context, rank -1 units see only the context and feed every output (so the first
         # feature in the order depends on the context too)
         low = -1 if context > 0 else 0
         span = features - 1 - low
-        ranks = [order]
-        for h in hidden:
-            ranks.append(low + torch.arange(h) * span // h if span > 0 else torch.full((h,), -1))
-        out_rank = order.repeat_interleave(params)
+        ranks = [torch.arange(h) * span // h + low if span > 0 else torch.full((h,), -1) for h in hidden]
+        stack = (lambda m: m) if order.dim() == 2 else (lambda m: m[0])  # noqa: E731
+        in_ranks = orders.repeat_interleave(inputs, dim=1)  # (K, D E)
+        out_ranks = orders.repeat_interleave(params, dim=1)  # (K, D P)
         layers = []
-        for r_in, r_out in zip(ranks[:-1], ranks[1:]):
-            layers.append(MaskedLinear(r_out[:, None] >= r_in[None, :]))
-        layers.append(MaskedLinear(out_rank[:, None] > ranks[-1][None, :]))
+        if hidden:
+            layers.append(MaskedLinear(stack(ranks[0][None, :, None] >= in_ranks[:, None, :])))
+            for r_in, r_out in zip(ranks[:-1], ranks[1:]):
+                layers.append(MaskedLinear(r_out[:, None] >= r_in[None, :]))
+            layers.append(MaskedLinear(stack(out_ranks[:, :, None] > ranks[-1][None, None, :])))
+        else:
+            layers.append(MaskedLinear(stack(out_ranks[:, :, None] > in_ranks[:, None, :])))
         super().__init__(layers, context, activation)
         self.features = features
         self.params = params
+        self.inputs = inputs
         self.register_buffer("order", order)
-        self._rank = order.tolist()
+        self._ranks = orders.tolist()
         # _prefix[l][r]: how many units of hidden layer l have rank < r
-        self._prefix = [[int((r < k).sum()) for k in range(features)] for r in ranks[1:]]
+        self._prefix = [[int((r < k).sum()) for k in range(features)] for r in ranks]
 
-    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        return super().forward(x, c).unflatten(-1, (self.features, self.params))
+    @property
+    def orders(self) -> int:
+        r"""The number :math:`K` of orders (mask sets) sharing the weights."""
+        return len(self._ranks)
 
-    def feature(self, x: Tensor, c: Tensor | None, i: int) -> Tensor:
-        r"""The :math:`P` parameters of feature ``i`` alone, shape :math:`(*, P)`.
+    def forward(self, x: Tensor, c: Tensor | None = None, k: int = 0) -> Tensor:
+        return super().forward(x, c, k).unflatten(-1, (self.features, self.params))
+
+    def feature(self, x: Tensor, c: Tensor | None, i: int, k: int = 0) -> Tensor:
+        r"""The :math:`P` parameters of feature ``i`` alone (under order ``k``), shape :math:`(*, P)`.
 
         Only hidden units of rank below feature ``i``'s rank can reach its
         outputs; ranks are sorted, so those are a prefix of every layer. This
@@ -163,12 +196,12 @@ class MADE(_ContextNet):
         rows = slice(i * self.params, (i + 1) * self.params)
         first, last = self.layers[0], self.layers[-1]
         if len(self.layers) == 1:
-            out = F.linear(x, first.weight[rows] * first.mask[rows], first.bias[rows])
+            out = F.linear(x, first.masked_weight(k)[rows], first.bias[rows])
             return out if self.context is None else out + F.linear(c, self.context.weight[rows])
-        n = [prefix[self._rank[i]] for prefix in self._prefix]
-        h = F.linear(x, first.weight[: n[0]] * first.mask[: n[0]], first.bias[: n[0]])
+        n = [prefix[self._ranks[k][i]] for prefix in self._prefix]
+        h = F.linear(x, first.masked_weight(k)[: n[0]], first.bias[: n[0]])
         if self.context is not None:
             h = h + F.linear(c, self.context.weight[: n[0]])
-        for layer, m, k in zip(self.layers[1:-1], n[:-1], n[1:]):
-            h = F.linear(self.activation(h), layer.weight[:k, :m] * layer.mask[:k, :m], layer.bias[:k])
-        return F.linear(self.activation(h), last.weight[rows, : n[-1]] * last.mask[rows, : n[-1]], last.bias[rows])
+        for layer, m, j in zip(self.layers[1:-1], n[:-1], n[1:]):
+            h = F.linear(self.activation(h), layer.weight[:j, :m] * layer.mask[:j, :m], layer.bias[:j])
+        return F.linear(self.activation(h), last.masked_weight(k)[rows, : n[-1]], last.bias[rows])

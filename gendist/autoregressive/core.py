@@ -1,0 +1,93 @@
+r"""The autoregressive module: a network and a per-position family, built into an ``Autoregressive``."""
+
+from __future__ import annotations
+
+import abc
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Size, Tensor
+
+from gendist.config import Recorded
+from gendist.distributions.autoregressive import Autoregressive
+from gendist.distributions.conditionals import Conditional, as_family
+from gendist.distributions.lazy import LazyDistribution
+from gendist.flows.core import check_context
+
+__all__ = ["ARModule", "check_shape"]
+
+
+def check_shape(shape: Sequence[int], name: str = "shape") -> Size:
+    r"""``shape`` as a :class:`torch.Size` of positive sizes, or a clear error."""
+    try:
+        out = Size(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of positive integers, got {shape!r}") from None
+    if not out or any(s < 1 for s in out):
+        raise ValueError(f"{name} must be a non-empty sequence of positive integers, got {tuple(shape)}")
+    return out
+
+
+class ARModule(Recorded, LazyDistribution):
+    r"""An autoregressive model as a module: ``model(c)`` returns an :class:`~gendist.Autoregressive`.
+
+    Subclasses hold a network and implement :meth:`conditionals` (every
+    :math:`\theta_i` in one pass); networks that can sample faster than a
+    full pass per position also override :meth:`begin` and :meth:`step`
+    (a cache of activations). They set ``shape`` (the event shape),
+    ``family`` and ``context``.
+
+    Set ``validate_args`` (an attribute, None by default: torch's global
+    default) to make every distribution it builds validate its arguments.
+    """
+
+    validate_args: bool | None = None
+    _records = False
+
+    def __init__(self, shape: Sequence[int], family: Conditional | str, context: int = 0) -> None:
+        super().__init__()
+        self.shape = check_shape(shape)
+        self.family = as_family(family)
+        if int(context) != context or context < 0:
+            raise ValueError(f"context must be an integer >= 0, got {context}")
+        self.context = int(context)
+
+    @abc.abstractmethod
+    def conditionals(self, x: Tensor, c: Tensor | None) -> Tensor:
+        r"""Every :math:`\theta_i`, ``(N, *shape, params)``, from ``x`` ``(N, *shape)`` and ``c`` ``(N, context)``."""
+
+    @functools.cached_property
+    def _ordering(self) -> list[int]:
+        return list(range(self.shape.numel()))
+
+    def ordering(self) -> list[int]:
+        r"""The flat positions in generation order (natural by default)."""
+        return self._ordering
+
+    def begin(self, n: int, c: Tensor | None) -> Any:
+        r"""A sampling state for ``n`` sequences (None: this network keeps no cache)."""
+        return None
+
+    def step(self, state: Any, x: Tensor, c: Tensor | None, i: int) -> Tensor:
+        r""":math:`\theta` of position ``ordering()[i]``, ``(N, params)``; cached networks override this."""
+        return self.step_uncached(x, c, i)
+
+    def step_uncached(self, x: Tensor, c: Tensor | None, i: int) -> Tensor:
+        r""":math:`\theta` of position ``ordering()[i]`` from a full pass over ``x``."""
+        return self.conditionals(x, c).flatten(1, -2)[:, self.ordering()[i]]
+
+    def encode(self, x: Tensor) -> Tensor:
+        r"""What the network sees: ``(N, *shape, inputs)``."""
+        return self.family.encode(x)
+
+    def _dtype(self) -> torch.dtype:
+        for t in self.parameters():
+            return t.dtype
+        return torch.get_default_dtype()
+
+    def forward(self, c: Tensor | None = None) -> Autoregressive:
+        dtype = self._dtype()
+        check_context(c, self.context, type(self).__name__, dtype)
+        return Autoregressive(self, c, validate_args=self.validate_args, dtype=dtype)

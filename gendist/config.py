@@ -1,0 +1,132 @@
+r"""A model's JSON config: ``state_dict`` plus :func:`config` recreates a model with :func:`from_config`.
+
+Recipes (:class:`~gendist.flows.MAF`, :class:`~gendist.autoregressive.MADE`, ...) record
+the arguments they were built with. Arguments that JSON cannot hold as they are
+are encoded by name: activation classes of ``torch.nn`` (``"ReLU"``) and the
+usual support constraints (``positive``, ``interval(a, b)``, ...). A model
+built from anything else (a custom base distribution, a hand-made layer list)
+has no config: :func:`config` says which argument stands in the way.
+
+Example:
+    >>> from gendist.flows import NSF
+    >>> flow = NSF(3, context=2, bins=4)
+    >>> clone = from_config(json.loads(json.dumps(config(flow))))
+    >>> _ = clone.load_state_dict(flow.state_dict())
+    >>> x, c = torch.randn(5, 3), torch.randn(5, 2)
+    >>> bool(torch.equal(clone(c).log_prob(x), flow(c).log_prob(x)))
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.distributions import constraints
+
+__all__ = ["Recorded", "config", "from_config"]
+
+
+class Recorded:
+    r"""Mixin: every subclass records the arguments it is built with (read by :func:`config`).
+
+    A base class that is not a recipe itself says ``_records = False`` in its body.
+    """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("_records", True):
+            return
+        init = cls.__init__
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs) -> None:
+            if "_config" not in self.__dict__:  # the outermost recipe records
+                bound = signature.bind(self, *args, **kwargs)
+                arguments = dict(bound.arguments)
+                arguments.pop("self")
+                arguments.update(arguments.pop("kwargs", {}))
+                object.__setattr__(self, "_config", (cls.__name__, arguments))
+            init(self, *args, **kwargs)
+
+        cls.__init__ = __init__
+
+_CONSTRAINTS = {"real": constraints.real, "positive": constraints.positive, "unit_interval": constraints.unit_interval}
+
+
+def _encode(name: str, value: Any) -> Any:
+    from gendist.distributions.conditionals import Conditional
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Conditional):
+        return value.config()
+    if isinstance(value, (tuple, list)):
+        return [_encode(name, v) for v in value]
+    if isinstance(value, torch.Tensor) and value.dim() <= 2 and not value.dtype.is_floating_point:
+        return {"tensor": value.tolist()}
+    if isinstance(value, type) and issubclass(value, nn.Module) and getattr(nn, value.__name__, None) is value:
+        return {"activation": value.__name__}
+    for key, c in _CONSTRAINTS.items():
+        if value is c:
+            return {"constraint": key}
+    if isinstance(value, constraints.interval):
+        return {"constraint": "interval", "args": [float(value.lower_bound), float(value.upper_bound)]}
+    if isinstance(value, constraints.greater_than):
+        return {"constraint": "greater_than", "args": [float(value.lower_bound)]}
+    raise ValueError(
+        f"the argument `{name}` ({type(value).__name__}) has no JSON form; rebuild the model in code and "
+        "load its state_dict instead"
+    )
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        if "tensor" in value:
+            return torch.tensor(value["tensor"])
+        if "activation" in value:
+            return getattr(nn, value["activation"])
+        if "family" in value:
+            from gendist.distributions.conditionals import as_family
+
+            return as_family(value)
+        if "constraint" in value:
+            kind = value["constraint"]
+            return getattr(constraints, kind)(*value["args"]) if "args" in value else _CONSTRAINTS[kind]
+    return value
+
+
+def config(model: nn.Module) -> dict[str, Any]:
+    r"""The JSON-ready config of a recipe-built model: ``{"class": name, "args": {...}}``."""
+    recorded = getattr(model, "_config", None)
+    if recorded is None:
+        raise ValueError(
+            f"{type(model).__name__} was not built by a gendist recipe, so it has no config; save its "
+            "state_dict and rebuild it in code"
+        )
+    name, arguments = recorded
+    out = {"class": name, "args": {k: _encode(k, v) for k, v in arguments.items()}}
+    json.dumps(out)  # fail here, not when writing a file
+    return out
+
+
+def from_config(cfg: dict[str, Any]) -> nn.Module:
+    r"""Build a fresh model from :func:`config`'s output (load its ``state_dict`` next)."""
+    from gendist import autoregressive, flows
+
+    name = cfg.get("class") if isinstance(cfg, dict) else None
+    cls = None
+    if isinstance(name, str):
+        cls = getattr(flows, name, None) or getattr(autoregressive, name, None)
+    if cls is None or not isinstance(cls, type) or not issubclass(cls, nn.Module):
+        raise ValueError(
+            f"unknown model class {name!r} in config; expected a recipe of gendist.flows or gendist.autoregressive"
+        )
+    return cls(**{k: _decode(v) for k, v in cfg.get("args", {}).items()})
