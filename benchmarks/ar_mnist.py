@@ -16,7 +16,8 @@ Run (CPU times on this 2-core machine are in benchmarks/README_ar.md):
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/ar_mnist.py --model pixelcnn
 
 Options: ``--epochs``, ``--patience``, ``--batch``, ``--lr``, ``--hidden``,
-``--orders`` (MADE order ensemble), ``--channels``/``--layers`` (PixelCNN),
+``--orders`` (MADE order ensemble), ``--valid-size`` (early-stop on the first N
+validation images: an ensemble's validation costs K passes), ``--channels``/``--layers`` (PixelCNN),
 ``--threads``, ``--out`` (a folder for the checkpoint and ``result.json``; a
 run there is resumed with ``--resume``), ``--device``.
 """
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--orders", type=int, default=1)
     p.add_argument("--channels", type=int, default=32)
     p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--valid-size", type=int, default=None, help="early-stop on the first N validation images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu")
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     train, valid, test = (images(s, args.model).to(device) for s in ("train", "valid", "test"))
+    valid = valid[: args.valid_size]
     model = build(args).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{args.model}: {n_params:,} parameters, {len(train)} train images", flush=True)

@@ -146,7 +146,7 @@ def _ar_config(args: argparse.Namespace, data: dict) -> dict:
     elif args.model == "nade":
         kwargs = {"features": D, "hidden": args.hidden[0]}
     else:
-        kwargs = {"features": D, "hidden": tuple(args.hidden)}
+        kwargs = {"features": D, "hidden": tuple(args.hidden), "orders": args.orders}
     cls = getattr(autoregressive, AR_MODELS[args.model], None)
     if cls is None:
         raise UsageError(f"--model {args.model} is not available in this version of gendist")
@@ -388,6 +388,7 @@ def parser() -> argparse.ArgumentParser:
                    help="autoregressive conditionals: auto (Bernoulli, categorical, or a Gaussian mixture for "
                    "continuous data) or logistic (discretized logistic mixture)")
     f.add_argument("--components", type=int, default=5, help="mixture components (autoregressive families)")
+    f.add_argument("--orders", type=int, default=1, help="made: orders sharing the weights, averaged as an ensemble")
     f.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     f.add_argument("--checkpoint-every", type=int, default=200, help="checkpoint period in steps")
     f.add_argument("--device", default="cpu")

@@ -6,6 +6,10 @@ and are re-exported here.
 
 from gendist.autoregressive.core import ARModule, check_shape
 from gendist.autoregressive.made import MADE
+from gendist.autoregressive.nade import NADE
+from gendist.autoregressive.pixelcnn import PixelCNN
+from gendist.autoregressive.transformer import Transformer
+from gendist.autoregressive.wavenet import WaveNet
 from gendist.distributions.conditionals import (
     Bernoulli,
     Categorical,
@@ -17,6 +21,10 @@ from gendist.distributions.conditionals import (
 
 __all__ = [
     "MADE",
+    "PixelCNN",
+    "WaveNet",
+    "NADE",
+    "Transformer",
     "ARModule",
     "Bernoulli",
     "Categorical",

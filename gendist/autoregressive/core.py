@@ -16,7 +16,7 @@ from gendist.distributions.conditionals import Conditional, as_family
 from gendist.distributions.lazy import LazyDistribution
 from gendist.flows.core import check_context
 
-__all__ = ["ARModule", "check_shape"]
+__all__ = ["ARModule", "check_shape", "resolve_order"]
 
 
 def check_shape(shape: Sequence[int], name: str = "shape") -> Size:
@@ -28,6 +28,18 @@ def check_shape(shape: Sequence[int], name: str = "shape") -> Size:
     if not out or any(s < 1 for s in out):
         raise ValueError(f"{name} must be a non-empty sequence of positive integers, got {tuple(shape)}")
     return out
+
+
+def resolve_order(order: str | Sequence[int] | Tensor, features: int, generator: torch.Generator) -> Tensor:
+    r"""The rank of each feature from ``"natural"``, ``"random"`` (drawn with ``generator``) or a permutation."""
+    if isinstance(order, str):
+        if order not in ("natural", "random"):
+            raise ValueError(f"order must be 'natural', 'random' or a permutation, got {order!r}")
+        return torch.arange(features) if order == "natural" else torch.randperm(features, generator=generator)
+    rank = torch.as_tensor(order, dtype=torch.long)
+    if rank.shape != (features,) or sorted(rank.tolist()) != list(range(features)):
+        raise ValueError(f"order must be a permutation of 0..{features - 1}, got {rank.tolist()}")
+    return rank
 
 
 class ARModule(Recorded, LazyDistribution):

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from gendist.autoregressive.core import ARModule
+from gendist.autoregressive.core import ARModule, resolve_order
 from gendist.distributions.autoregressive import Autoregressive, Ensemble
 from gendist.distributions.conditionals import Conditional
 from gendist.flows.core import check_context
@@ -104,14 +104,7 @@ class MADE(ARModule):
         if int(orders) != orders or orders < 1:
             raise ValueError(f"orders must be an integer >= 1, got {orders}")
         g = torch.Generator().manual_seed(seed)
-        if isinstance(order, str):
-            if order not in ("natural", "random"):
-                raise ValueError(f"order must be 'natural', 'random' or a permutation, got {order!r}")
-            first = torch.arange(features) if order == "natural" else torch.randperm(features, generator=g)
-        else:
-            first = torch.as_tensor(order, dtype=torch.long)
-            if first.shape != (features,) or sorted(first.tolist()) != list(range(features)):
-                raise ValueError(f"order must be a permutation of 0..{features - 1}, got {first.tolist()}")
+        first = resolve_order(order, features, g)
         ranks = torch.stack([first] + [torch.randperm(features, generator=g) for _ in range(orders - 1)])
         self.net = MADENet(
             features,

@@ -122,8 +122,7 @@ class Autoregressive(Honest, TorchDistribution):
         D, levels = self.event_shape.numel(), self.family.levels
         grid = torch.tensor(list(itertools.product(range(levels), repeat=D)), dtype=self.dtype)
         values = grid.reshape((-1,) + (1,) * len(self.batch_shape) + self.event_shape)
-        if self.context is not None:
-            values = values.to(self.context.device)
+        values = values.to(self.context.device if self.context is not None else _device(self.model))
         return values.expand((-1,) + self.batch_shape + self.event_shape) if expand else values
 
     @property
@@ -272,18 +271,29 @@ class Autoregressive(Honest, TorchDistribution):
         (exact as ``particles`` grows).
 
         Arguments:
-            value: ``(*batch, *event_shape)``; the entries at unobserved positions are ignored.
+            value: ``(*batch, *event_shape)``; the entries at unobserved positions are ignored
+                (placeholders such as NaN are fine).
             observed: a boolean mask broadcastable to ``value``; True where observed.
             sample_shape: how many completions per value.
             particles: proposals per completion.
         """
-        x = self._check(value)
-        observed = torch.as_tensor(observed, device=x.device)
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Autoregressive.inpaint: `value` must be a torch.Tensor, got {type(value).__name__}")
+        observed = torch.as_tensor(observed, device=value.device)
         if observed.dtype != torch.bool:
             raise TypeError(f"Autoregressive.inpaint: `observed` must be a boolean mask, got dtype {observed.dtype}")
         if int(particles) != particles or particles < 1:
             raise ValueError(f"Autoregressive.inpaint: `particles` must be an integer >= 1, got {particles}")
-        observed = observed.expand(x.shape)
+        try:
+            observed = observed.expand(value.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"Autoregressive.inpaint: `observed` of shape {tuple(observed.shape)} does not broadcast to "
+                f"`value`'s shape {tuple(value.shape)}"
+            ) from None
+        # the unobserved entries are placeholders (NaN, -1, ...): 0, a value of every family, stands in for them,
+        # so they neither fail validation nor reach the network (0 * NaN = NaN through a masked weight)
+        x = self._check(torch.where(observed, value, torch.zeros((), dtype=value.dtype, device=value.device)))
         if self.family.discrete and not bool(self.family.support.check(x)[observed].all()):
             raise ValueError(f"Autoregressive.inpaint: observed entries of `value` are outside {self.family.support}")
         e = len(self.event_shape)
