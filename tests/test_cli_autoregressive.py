@@ -17,7 +17,7 @@ def _error(capsys, argv):
     return err
 
 
-@pytest.mark.parametrize("model", ["made"])
+@pytest.mark.parametrize("model", ["made", "nade", "pixelcnn", "wavenet", "transformer"])
 def test_digits_exact_discrete_nll_and_integer_samples(model, tmp_path):
     out = tmp_path / model
     assert main(["fit", "--data", "digits", "--model", model, "--out", str(out), *FAST]) == 0

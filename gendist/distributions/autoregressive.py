@@ -116,7 +116,7 @@ class Autoregressive(Honest, TorchDistribution):
             levels = self.family.levels
             raise NotImplementedError(
                 "enumerate_support lists every configuration: only discrete families with at most "
-                f"{ENUMERATION_LIMIT} of them (this one has {levels}^{self.event_shape.numel()}" if levels else
+                f"{ENUMERATION_LIMIT} of them (this one has {levels}^{self.event_shape.numel()})" if levels else
                 "enumerate_support needs a discrete family; this one is continuous"
             )
         D, levels = self.event_shape.numel(), self.family.levels
@@ -370,6 +370,12 @@ class Ensemble(Honest, TorchDistribution):
     def log_prob(self, value: Tensor) -> Tensor:
         lp = torch.stack([d.log_prob(value) for d in self.components])
         return torch.logsumexp(lp, 0) - math.log(len(self.components))
+
+    def sample_and_log_prob(self, sample_shape: Size = Size()) -> tuple[Tensor, Tensor]:
+        r"""Samples and their exact log-probabilities under the mixture (one extra scoring pass per component)."""
+        x = self.sample(sample_shape)
+        with torch.no_grad():
+            return x, self.log_prob(x)
 
     def sample(self, sample_shape: Size = Size()) -> Tensor:
         draws = torch.stack([d.sample(sample_shape) for d in self.components])  # (K, *S, *B, *E)

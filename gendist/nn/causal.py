@@ -24,6 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from gendist.nn._checks import check_integer
+
 __all__ = [
     "CausalConv1d",
     "HorizontalConv2d",
@@ -33,13 +35,6 @@ __all__ = [
     "channel_mask",
     "down_shift",
 ]
-
-
-def _check(name: str, value: int, minimum: int = 1, odd: bool = False) -> int:
-    if int(value) != value or value < minimum or (odd and value % 2 == 0):
-        what = "an odd integer" if odd else "an integer"
-        raise ValueError(f"{name} must be {what} >= {minimum}, got {value}")
-    return int(value)
 
 
 def _mask_type(mask: str) -> bool:
@@ -106,8 +101,8 @@ class MaskedConv2d(nn.Conv2d):
         image_channels: int = 1,
         bias: bool = True,
     ) -> None:
-        kernel = _check("kernel", kernel, 1, odd=True)
-        _check("image_channels", image_channels)
+        kernel = check_integer("kernel", kernel, 1, odd=True)
+        check_integer("image_channels", image_channels)
         super().__init__(in_channels, out_channels, kernel, padding=kernel // 2, bias=bias)
         m = torch.zeros(out_channels, in_channels, kernel, kernel)
         m[:, :, : kernel // 2] = 1
@@ -134,7 +129,7 @@ class VerticalConv2d(nn.Conv2d):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, bias: bool = True) -> None:
-        kernel = _check("kernel", kernel, 1, odd=True)
+        kernel = check_integer("kernel", kernel, 1, odd=True)
         super().__init__(in_channels, out_channels, (kernel // 2 + 1, kernel), bias=bias)
         self.n = kernel
 
@@ -166,8 +161,8 @@ class HorizontalConv2d(nn.Conv2d):
         image_channels: int = 1,
         bias: bool = True,
     ) -> None:
-        kernel = _check("kernel", kernel, 1, odd=True)
-        _check("image_channels", image_channels)
+        kernel = check_integer("kernel", kernel, 1, odd=True)
+        check_integer("image_channels", image_channels)
         super().__init__(in_channels, out_channels, (1, kernel // 2 + 1), bias=bias)
         self.n = kernel
         m = torch.ones(out_channels, in_channels, 1, kernel // 2 + 1)
@@ -229,8 +224,8 @@ class CausalConv1d(nn.Conv1d):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int = 2, dilation: int = 1) -> None:
-        kernel = _check("kernel", kernel)
-        dilation = _check("dilation", dilation)
+        kernel = check_integer("kernel", kernel)
+        dilation = check_integer("dilation", dilation)
         super().__init__(in_channels, out_channels, kernel, dilation=dilation)
         self.span = (kernel - 1) * dilation
 

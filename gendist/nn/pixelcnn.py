@@ -7,7 +7,8 @@ import torch.nn as nn
 from einops import rearrange
 from torch import Tensor
 
-from gendist.nn.causal import HorizontalConv2d, MaskedConv2d, VerticalConv2d, _check, down_shift
+from gendist.nn._checks import check_integer
+from gendist.nn.causal import HorizontalConv2d, MaskedConv2d, VerticalConv2d, down_shift
 
 __all__ = ["GatedPixelCNN"]
 
@@ -73,13 +74,13 @@ class GatedPixelCNN(nn.Module):
         context: int = 0,
     ) -> None:
         super().__init__()
-        C = _check("image_channels", image_channels)
-        _check("inputs", inputs)
-        _check("params", params)
-        F_ = _check("channels", channels)
-        L = _check("layers", layers)
-        _check("kernel", kernel, 3, odd=True)
-        _check("context", context, 0)
+        C = check_integer("image_channels", image_channels)
+        check_integer("inputs", inputs)
+        check_integer("params", params)
+        F_ = check_integer("channels", channels)
+        L = check_integer("layers", layers)
+        check_integer("kernel", kernel, 3, odd=True)
+        check_integer("context", context, 0)
         if F_ % C:
             raise ValueError(f"channels must be a multiple of image_channels={C} (one group per channel), got {F_}")
         self.image_channels, self.params, self.kernel, self.layers = C, int(params), int(kernel), L

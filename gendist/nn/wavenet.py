@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from gendist.nn.causal import CausalConv1d, Queue, _check
+from gendist.nn._checks import check_integer
+from gendist.nn.causal import CausalConv1d, Queue
 
 __all__ = ["WaveNet", "WaveNetCache"]
 
@@ -91,17 +92,17 @@ class WaveNet(nn.Module):
         context: int = 0,
     ) -> None:
         super().__init__()
-        _check("inputs", inputs)
-        _check("outputs", outputs)
-        F_ = _check("channels", channels)
-        _check("kernel", kernel, 2)
-        _check("context", context, 0)
-        S = F_ if skip is None else _check("skip", skip)
+        check_integer("inputs", inputs)
+        check_integer("outputs", outputs)
+        F_ = check_integer("channels", channels)
+        check_integer("kernel", kernel, 2)
+        check_integer("context", context, 0)
+        S = F_ if skip is None else check_integer("skip", skip)
         dilations = [int(d) for d in dilations]
         if not dilations:
             raise ValueError("dilations must hold at least one layer's dilation")
         for d in dilations:
-            _check("every dilation", d)
+            check_integer("every dilation", d)
         self.dilations = dilations
         self.first = CausalConv1d(inputs, F_, kernel)
         self.convs = nn.ModuleList(CausalConv1d(F_, 2 * F_, kernel, d) for d in dilations)

@@ -1,9 +1,16 @@
-r"""Public checks for transforms, distributions and models, and the conformance registry.
+r"""Public checks for transforms, distributions, autoregressive models and models, and the conformance registry.
 
 Users call these on their own compositions; gendist's own suite runs them
 over every registered transform and model (:mod:`gendist.testing.registry`).
 """
 
+from gendist.testing.autoregressive import (
+    check_autoregressive,
+    check_cached_sampling,
+    check_enumeration,
+    check_inpaint,
+    check_support,
+)
 from gendist.testing.distributions import (
     check_bad_inputs,
     check_extreme_inputs,
@@ -15,6 +22,7 @@ from gendist.testing.distributions import (
     check_sample_log_prob,
     check_shapes,
     check_state_dict,
+    chi2_pvalue,
 )
 from gendist.testing.transforms import (
     check_finite_gradients,
@@ -24,11 +32,15 @@ from gendist.testing.transforms import (
 )
 
 __all__ = [
+    "check_autoregressive",
     "check_bad_inputs",
+    "check_cached_sampling",
+    "check_enumeration",
     "check_extreme_inputs",
     "check_finite_gradients",
     "check_float64",
     "check_gradients",
+    "check_inpaint",
     "check_invertible",
     "check_log_abs_det_jacobian",
     "check_log_prob_kind",
@@ -37,5 +49,7 @@ __all__ = [
     "check_sample_log_prob",
     "check_shapes",
     "check_state_dict",
+    "check_support",
+    "chi2_pvalue",
     "tolerance",
 ]

@@ -42,6 +42,7 @@ __all__ = [
     "check_gradients",
     "check_extreme_inputs",
     "check_bad_inputs",
+    "chi2_pvalue",
 ]
 
 
@@ -125,6 +126,12 @@ def check_sample_log_prob(
     ``sample_and_log_prob``) agrees with ``log_prob``. ``d`` must have an
     empty batch shape, and ``n`` must exceed 1000 times the event size.
     Returns the score (1 is perfect).
+
+    For a discrete support the test is Pearson's chi-square
+    (:func:`chi2_pvalue`) of the counts of ``n`` samples in the cells listed
+    by another ``n`` samples, plus one cell for all other values, against the
+    probabilities ``log_prob`` gives them; the listed cells' probabilities must
+    also sum to at most 1.
     """
     if d.batch_shape != ():
         raise ValueError(f"check_sample_log_prob needs batch_shape (), got {tuple(d.batch_shape)}")
@@ -139,6 +146,9 @@ def check_sample_log_prob(
                 tol = 1e-3 if x2.dtype == torch.float32 else 1e-8
                 _close("fused log_prob vs log_prob", lp2, d.log_prob(x2), tol, tol)
         for _ in range(rounds):
+            if d.support.is_discrete:
+                scores.append(_discrete_goodness_of_fit(d, n))
+                continue
             x = d.sample((n,))
             lp = d.log_prob(x.clone())  # a copy: score through log_prob, not a cached density
             scores.append(float(auto_goodness_of_fit(x.double(), lp.double().exp())))
@@ -151,6 +161,55 @@ def check_sample_log_prob(
     return score
 
 
+def chi2_pvalue(observed: Tensor, expected: Tensor) -> float:
+    r"""Pearson's chi-square test of counts against expected counts (same total); cells expected below 5 pooled.
+
+    Returns the p-value, :math:`Q(\tfrac{k - 1}2, \tfrac{X^2}2)` for :math:`k` cells after pooling (1 for
+    fewer than two cells; 0 if a cell of expected count 0 was hit).
+
+    Example:
+        >>> round(chi2_pvalue(torch.tensor([52.0, 48.0]), torch.tensor([50.0, 50.0])), 3)
+        0.689
+    """
+    o, e = observed.double().flatten(), expected.double().flatten()
+    if bool(((e <= 0) & (o > 0)).any()):
+        return 0.0
+    small = e < 5
+    if bool(small.any()):
+        o = torch.cat([o[~small], o[small].sum()[None]])
+        e = torch.cat([e[~small], e[small].sum()[None]])
+    keep = e > 0
+    o, e = o[keep], e[keep]
+    if len(e) < 2:
+        return 1.0
+    stat = ((o - e) ** 2 / e).sum()
+    return float(torch.special.gammaincc(torch.tensor((len(e) - 1) / 2, dtype=torch.float64), stat / 2))
+
+
+def _discrete_goodness_of_fit(d: Distribution, n: int) -> float:
+    r"""Chi-square p-value of ``n`` discrete samples against ``log_prob``.
+
+    The cells are the distinct values of ``n`` other samples (chosen independently of the counted
+    ones), plus one cell for every other value, of probability one minus theirs.
+    """
+    E = d.event_shape
+    cells = torch.unique(d.sample((n,)).reshape(n, -1), dim=0)
+    x = d.sample((n,)).reshape(n, -1)
+    _, index = torch.unique(torch.cat([cells, x]), dim=0, return_inverse=True)
+    counts = torch.bincount(index[len(cells) :], minlength=int(index.max()) + 1)[index[: len(cells)]].double()
+    probs = d.log_prob(cells.reshape((-1,) + E)).double().exp()
+    total = float(probs.sum())
+    if total > 1 + 1e-4:
+        raise AssertionError(
+            f"samples disagree with log_prob: {len(cells)} distinct values have total probability "
+            f"{total:.6f} > 1 (an unnormalized log_prob)"
+        )
+    rest = max(0.0, 1.0 - total)
+    observed = torch.cat([counts, torch.tensor([n - float(counts.sum())], dtype=torch.float64)])
+    expected = n * torch.cat([probs, torch.tensor([rest], dtype=torch.float64)])
+    return chi2_pvalue(observed.cpu(), expected.cpu())
+
+
 def check_normalized(
     d: Distribution,
     low: Tensor | float | None = None,
@@ -158,7 +217,7 @@ def check_normalized(
     points: int | None = None,
     atol: float = 1e-3,
 ) -> float:
-    r"""Check :math:`\int p(x) dx \approx 1` by quadrature, for 1-D or 2-D events.
+    r"""Check :math:`\int p(x) dx \approx 1` by quadrature, for events of 1 or 2 numbers (any event shape).
 
     The box ``[low, high]`` defaults to the range of 20,000 samples widened
     by a quarter of its size on each side; the midpoint rule uses ``points``
@@ -166,8 +225,8 @@ def check_normalized(
     """
     E = d.event_shape
     D = E.numel()
-    if d.batch_shape != () or D not in (1, 2) or len(E) > 1:
-        raise ValueError(f"check_normalized needs batch_shape () and 1 or 2 event dims, got {tuple(E)}")
+    if d.batch_shape != () or D not in (1, 2):
+        raise ValueError(f"check_normalized needs batch_shape () and events of 1 or 2 numbers, got {tuple(E)}")
     with torch.no_grad():
         if low is None or high is None:
             s = d.sample((20000,)).reshape(-1, D)
@@ -255,7 +314,8 @@ def check_extreme_inputs(module: nn.Module, c: Tensor | None = None, scales: tup
     x0 = d.sample((8,))
     for scale in scales:
         x = x0 / x0.abs().amax().clamp_min(1e-6) * scale
-        x = x.where(d.support.check(x).unsqueeze(-1).expand_as(x) if d.event_shape else d.support.check(x), x0)
+        inside = d.support.check(x)
+        x = x.where(inside.reshape(inside.shape + (1,) * len(d.event_shape)).expand_as(x), x0)
         x = x.detach().requires_grad_(True)
         lp = module(c).log_prob(x)
         check_finite_gradients(lp, params + [x], f"log_prob at |x| ~ {scale:g}")
@@ -276,9 +336,18 @@ def _expect_error(kind: type[Exception], fn: Callable[[], object], what: str, wo
 
 
 def check_bad_inputs(d: Distribution) -> None:
-    r"""Check ``log_prob`` rejects NaN, infinite, integer and wrongly shaped values with clear errors."""
+    r"""Check ``log_prob`` rejects NaN, infinite, integer and wrongly shaped values with clear errors.
+
+    For a discrete support (integers stored as floats) only the wrong shape is
+    checked: integer tensors are legitimate values there, and NaN, infinite and
+    other out-of-support values are :func:`~gendist.testing.check_support`'s.
+    """
     x = d.sample((2,))
     if d.event_shape.numel() == 0 or not x.dtype.is_floating_point:
+        return
+    wrong = torch.zeros(x.shape[:-1] + (x.shape[-1] + 1,), dtype=x.dtype)
+    if d.support.is_discrete:
+        _expect_error(ValueError, lambda: d.log_prob(wrong), "wrong event shape", ("shape", str(tuple(d.event_shape))))
         return
     nan = x.clone()
     nan.view(-1)[0] = float("nan")
@@ -287,5 +356,4 @@ def check_bad_inputs(d: Distribution) -> None:
     inf.view(-1)[0] = float("inf")
     _expect_error(ValueError, lambda: d.log_prob(inf), "infinite input", ("infinite",))
     _expect_error(TypeError, lambda: d.log_prob(x.long()), "integer input", ("dtype", "int64"))
-    wrong = torch.zeros(x.shape[:-1] + (x.shape[-1] + 1,), dtype=x.dtype)
     _expect_error(ValueError, lambda: d.log_prob(wrong), "wrong event shape", ("shape", str(tuple(d.event_shape))))

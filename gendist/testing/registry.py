@@ -10,10 +10,23 @@ Example:
     >>> entry.name in MODELS
     True
     >>> del MODELS["my-nsf"]
+
+An autoregressive model says so (``autoregressive=True``: the checks of
+:mod:`gendist.testing.autoregressive` run on it too) and, for a discrete
+family, ``discrete=True`` (flow-only checks are skipped or adapted, and the
+quadrature check gives way to enumeration):
+
+    >>> from gendist.autoregressive import MADE, Bernoulli
+    >>> entry = register_model("my-made", lambda: MADE(4, family=Bernoulli(), hidden=(8,)), 4,
+    ...                        discrete=True, autoregressive=True)
+    >>> entry.normalize, entry.discrete
+    (False, True)
+    >>> del MODELS["my-made"]
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,7 +36,17 @@ import torch.nn as nn
 from torch import Tensor
 from torch.distributions import constraints
 
+from gendist.autoregressive import MADE as ARMADE
+from gendist.autoregressive import NADE as ARNADE
+from gendist.autoregressive import PixelCNN, Transformer, WaveNet
 from gendist.distributions.bases import DiagNormal, GaussianMixture
+from gendist.distributions.conditionals import (
+    Bernoulli,
+    Categorical,
+    DiscretizedLogisticMixture,
+    Normal,
+    NormalMixture,
+)
 from gendist.flows import (
     IAF,
     LU,
@@ -60,7 +83,8 @@ from gendist.transforms import (
     ToSupport,
 )
 
-__all__ = ["ModelEntry", "TransformEntry", "MODELS", "TRANSFORMS", "register_model", "register_transform"]
+__all__ = ["ModelEntry", "OneOrder", "TransformEntry", "MODELS", "TRANSFORMS", "register_model",
+           "register_transform"]
 
 
 @dataclass
@@ -70,10 +94,17 @@ class ModelEntry:
     Attributes:
         name: a unique name.
         factory: builds a fresh module; ``module(c)`` returns a distribution.
-        features: the event size :math:`D`.
+        features: the event size :math:`D` (the number of entries of an event: :math:`C H W` for images).
         context: the context size (0 for none).
-        normalize: whether quadrature normalization applies (1-2 features, light tails).
+        normalize: whether quadrature normalization applies (1-2 features, light tails, continuous).
         tags: free-form labels (``"slow-log-prob"`` for IAF-oriented models, ...).
+        discrete: whether values are discrete (a Bernoulli, Categorical or discretized family):
+            checks of continuous densities (quadrature, extreme magnitudes, gradients w.r.t. the value)
+            are skipped, goodness of fit becomes a chi-square test, and enumeration checks normalization.
+        autoregressive: whether ``module(c)`` is an :class:`~gendist.distributions.Autoregressive`
+            (or an :class:`~gendist.distributions.Ensemble` of them): the checks of
+            :mod:`gendist.testing.autoregressive` apply.
+        dtype: the dtype of the module's parameters (and of the contexts drawn for it); None for the default.
     """
 
     name: str
@@ -82,6 +113,9 @@ class ModelEntry:
     context: int = 0
     normalize: bool = True
     tags: frozenset[str] = field(default_factory=frozenset)
+    discrete: bool = False
+    autoregressive: bool = False
+    dtype: torch.dtype | None = None
 
 
 @dataclass
@@ -109,11 +143,16 @@ TRANSFORMS: dict[str, TransformEntry] = {}
 
 
 def register_model(name: str, factory: Callable[[], nn.Module], features: int, context: int = 0,
-                   normalize: bool = True, tags: tuple[str, ...] = ()) -> ModelEntry:
-    r"""Add a model factory to :data:`MODELS` and return its entry."""
+                   normalize: bool = True, tags: tuple[str, ...] = (), discrete: bool = False,
+                   autoregressive: bool = False, dtype: torch.dtype | None = None) -> ModelEntry:
+    r"""Add a model factory to :data:`MODELS` and return its entry (see :class:`ModelEntry`).
+
+    ``normalize`` is turned off for more than two features and for discrete models.
+    """
     if name in MODELS:
         raise ValueError(f"a model named {name!r} is registered already")
-    entry = ModelEntry(name, factory, features, context, normalize and features <= 2, frozenset(tags))
+    entry = ModelEntry(name, factory, features, context, normalize and features <= 2 and not discrete,
+                       frozenset(tags), discrete, autoregressive, dtype)
     MODELS[name] = entry
     return entry
 
@@ -212,6 +251,74 @@ def _models() -> None:
     ], features=2, context=2), 2, 2)
 
 
+class OneOrder(nn.Module):
+    r"""A multi-order model fixed to one order: ``OneOrder(made, k)(c)`` is ``made(c, k=k)``.
+
+    Example:
+        >>> made = ARMADE(3, family=Bernoulli(), hidden=(8,), orders=2)
+        >>> OneOrder(made, 1)().model.ordering() == made._orderings[1]
+        True
+    """
+
+    def __init__(self, model: nn.Module, k: int) -> None:
+        super().__init__()
+        self.model, self.k = model, int(k)
+        self.context = getattr(model, "context", 0)
+
+    def forward(self, c: Tensor | None = None) -> object:
+        return self.model(c, k=self.k)
+
+
+def _autoregressive_models() -> None:
+    # one line per model: register_model(name, factory, features, context, discrete=..., autoregressive=True)
+    m, d, f64 = functools.partial(register_model, autoregressive=True), True, torch.float64
+    m("made-bernoulli", lambda: ARMADE(4, Bernoulli(), hidden=_H), 4, discrete=d)
+    m("made-bernoulli-context", lambda: ARMADE(4, Bernoulli(), hidden=_H, context=2), 4, 2, discrete=d)
+    m("made-bernoulli-random-order-tanh", lambda: ARMADE(5, Bernoulli(), hidden=(16,), order="random",
+                                                         activation=nn.Tanh, seed=3), 5, discrete=d)
+    m("made-bernoulli-no-hidden", lambda: ARMADE(3, Bernoulli(), hidden=()), 3, discrete=d)
+    m("made-categorical-onehot", lambda: ARMADE(3, Categorical(3), hidden=_H), 3, discrete=d)
+    m("made-categorical-scalar-context", lambda: ARMADE(3, Categorical(4, encode="scalar"), hidden=_H,
+                                                        context=2), 3, 2, discrete=d)
+    m("made-dlogistic", lambda: ARMADE(3, DiscretizedLogisticMixture(6, 2), hidden=_H), 3, discrete=d)
+    m("made-dlogistic-context-order", lambda: ARMADE(3, DiscretizedLogisticMixture(4, 3), hidden=_H, context=2,
+                                                     order=[2, 0, 1]), 3, 2, discrete=d)
+    m("made-normal", lambda: ARMADE(2, Normal(), hidden=_H), 2)
+    m("made-normal-1d", lambda: ARMADE(1, Normal(), hidden=_H), 1)
+    m("made-normal-context-random-order", lambda: ARMADE(3, Normal(), hidden=_H, context=2, order="random",
+                                                         seed=1), 3, 2)
+    m("made-normal-mixture", lambda: ARMADE(2, NormalMixture(3), hidden=_H), 2)
+    m("made-normal-mixture-context", lambda: ARMADE(3, NormalMixture(2), hidden=_H, context=2), 3, 2)
+    m("made-bernoulli-orders3", lambda: ARMADE(4, Bernoulli(), hidden=_H, orders=3), 4, discrete=d)  # an Ensemble
+    m("made-normal-orders3", lambda: ARMADE(2, Normal(), hidden=_H, orders=3), 2)
+    m("made-categorical-orders3-k1-context", lambda: OneOrder(ARMADE(3, Categorical(3), hidden=_H, orders=3,
+                                                                     context=2), 1), 3, 2, discrete=d)
+    m("made-bernoulli-float64", lambda: ARMADE(4, Bernoulli(), hidden=_H).double(), 4, discrete=d, dtype=f64)
+    m("made-normal-float64-context", lambda: ARMADE(2, Normal(), hidden=_H, context=2).double(), 2, 2, dtype=f64)
+    m("nade-bernoulli", lambda: ARNADE(4, Bernoulli(), hidden=16), 4, discrete=d)
+    m("nade-categorical-random-order-relu", lambda: ARNADE(3, Categorical(3), hidden=16, order="random",
+                                                           activation=nn.ReLU, seed=2), 3, discrete=d)
+    m("nade-normal-mixture-context", lambda: ARNADE(2, NormalMixture(2), hidden=16, context=2), 2, 2)
+    m("nade-normal-float64", lambda: ARNADE(2, Normal(), hidden=16).double(), 2, dtype=f64)
+    m("pixelcnn-bernoulli", lambda: PixelCNN((1, 2, 3), Bernoulli(), channels=8, layers=2, kernel=3), 6, discrete=d)
+    m("pixelcnn-categorical-rgb-context", lambda: PixelCNN((3, 1, 2), Categorical(3), channels=9, layers=2,
+                                                           kernel=3, context=2), 6, 2, discrete=d)
+    m("pixelcnn-dlogistic", lambda: PixelCNN((1, 2, 2), DiscretizedLogisticMixture(4, 2), channels=8, layers=1,
+                                             kernel=3), 4, discrete=d)
+    m("pixelcnn-normal", lambda: PixelCNN((1, 1, 2), Normal(), channels=8, layers=1, kernel=3), 2)
+    m("wavenet-bernoulli", lambda: WaveNet(5, Bernoulli(), channels=8, blocks=1, layers=2), 5, discrete=d)
+    m("wavenet-dlogistic-context", lambda: WaveNet(4, DiscretizedLogisticMixture(4, 2), channels=8, blocks=2,
+                                                   layers=1, context=2), 4, 2, discrete=d)
+    m("wavenet-normal-mixture", lambda: WaveNet(2, NormalMixture(2), channels=8, blocks=1, layers=2), 2)
+    m("transformer-categorical", lambda: Transformer(4, Categorical(3), d_model=16, heads=2, layers=1), 4,
+      discrete=d)
+    m("transformer-bernoulli-context", lambda: Transformer(5, Bernoulli(), d_model=16, heads=4, layers=2,
+                                                           context=2), 5, 2, discrete=d)
+    m("transformer-normal-context", lambda: Transformer(2, Normal(), d_model=16, heads=2, layers=1, context=2), 2, 2)
+    m("transformer-normal-float64", lambda: Transformer(2, Normal(), d_model=16, heads=2, layers=1).double(), 2,
+      dtype=f64)
+
+
 # ---------------------------------------------------------------- transforms
 
 def _g(seed: int = 0) -> torch.Generator:
@@ -284,4 +391,5 @@ def build_transform(entry: TransformEntry, scale: float, seed: int,
 
 
 _models()
+_autoregressive_models()
 _transforms()
