@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any
 
@@ -44,7 +45,7 @@ def _scale(raw: Tensor) -> Tensor:
     return F.softplus(raw) + _MIN_SCALE
 
 
-class Conditional:
+class Conditional(abc.ABC):
     r"""A family of one-dimensional conditionals :math:`p(x_i \mid \theta_i)`.
 
     Attributes:
@@ -63,13 +64,13 @@ class Conditional:
     levels: int | None = None
     has_rsample: bool = False
 
+    @abc.abstractmethod
     def log_prob(self, theta: Tensor, x: Tensor) -> Tensor:
         r""":math:`\log p(x \mid \theta)` for ``theta`` of shape ``(*, params)`` and ``x`` of shape ``(*)``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def sample(self, theta: Tensor) -> Tensor:
         r"""Draw :math:`x \sim p(\cdot \mid \theta)`, shape ``theta.shape[:-1]``."""
-        raise NotImplementedError
 
     def rsample(self, theta: Tensor) -> Tensor:
         raise NotImplementedError(

@@ -8,7 +8,6 @@ from gendist.testing.autoregressive import (
     check_autoregressive,
     check_cached_sampling,
     check_enumeration,
-    check_inpaint,
     check_support,
 )
 from gendist.testing.distributions import (
@@ -24,6 +23,7 @@ from gendist.testing.distributions import (
     check_state_dict,
     chi2_pvalue,
 )
+from gendist.testing.inpainting import check_inpaint
 from gendist.testing.transforms import (
     check_finite_gradients,
     check_invertible,
