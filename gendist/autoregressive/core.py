@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Size, Tensor
 
+from gendist._checks import check_integer
 from gendist.config import Recorded
 from gendist.distributions.autoregressive import Autoregressive
 from gendist.distributions.conditionals import Conditional, as_family
@@ -62,9 +63,7 @@ class ARModule(Recorded, LazyDistribution):
         super().__init__()
         self.shape = check_shape(shape)
         self.family = as_family(family)
-        if int(context) != context or context < 0:
-            raise ValueError(f"context must be an integer >= 0, got {context}")
-        self.context = int(context)
+        self.context = check_integer("context", context, 0)
 
     @abc.abstractmethod
     def conditionals(self, x: Tensor, c: Tensor | None) -> Tensor:

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from gendist._checks import check_integer
 from gendist.autoregressive.core import ARModule, resolve_order
 from gendist.distributions.autoregressive import Autoregressive, Ensemble
 from gendist.distributions.conditionals import Conditional
@@ -101,8 +102,7 @@ class MADE(ARModule):
         seed: int = 0,
     ) -> None:
         super().__init__((features,), family, context)
-        if int(orders) != orders or orders < 1:
-            raise ValueError(f"orders must be an integer >= 1, got {orders}")
+        orders = check_integer("orders", orders, 1)
         g = torch.Generator().manual_seed(seed)
         first = resolve_order(order, features, g)
         ranks = torch.stack([first] + [torch.randperm(features, generator=g) for _ in range(orders - 1)])

@@ -8,9 +8,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from gendist._checks import check_integer
 from gendist.autoregressive.core import ARModule, resolve_order
 from gendist.distributions.conditionals import Conditional
-from gendist.nn._checks import check_integer
 from gendist.nn.nade import NADE as NADENet
 
 __all__ = ["NADE"]

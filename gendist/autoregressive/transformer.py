@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from gendist._checks import check_integer
 from gendist.autoregressive.core import ARModule
 from gendist.distributions.conditionals import Conditional
-from gendist.nn._checks import check_integer
 from gendist.nn.transformer import CausalTransformer, KVCache
 
 __all__ = ["Transformer"]

@@ -7,6 +7,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
+from gendist._checks import check_integer
 from gendist.autoregressive.core import ARModule
 from gendist.distributions.conditionals import Conditional
 from gendist.nn.wavenet import WaveNet as WaveNetNet
@@ -67,13 +68,9 @@ class WaveNet(ARModule):
         skip: int | None = None,
         context: int = 0,
     ) -> None:
-        if not isinstance(length, (int, float)) or int(length) != length or length < 1:
-            raise ValueError(f"length must be an integer >= 1 (the sequence length T), got {length!r}")
-        super().__init__((length,), family, context)
-        for name, value in (("blocks", blocks), ("layers", layers)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value}")
-        dilations = [2**j for _ in range(int(blocks)) for j in range(int(layers))]
+        super().__init__((check_integer("length", length, 1),), family, context)
+        blocks, layers = check_integer("blocks", blocks, 1), check_integer("layers", layers, 1)
+        dilations = [2**j for _ in range(blocks) for j in range(layers)]
         self.net = WaveNetNet(self.family.inputs, self.family.params, channels, dilations, kernel, skip, self.context)
 
     @property

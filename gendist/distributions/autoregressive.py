@@ -12,6 +12,7 @@ from pyro.distributions import TorchDistribution
 from torch import Size, Tensor
 from torch.distributions import constraints
 
+from gendist._checks import check_integer
 from gendist.distributions.base import Honest
 from gendist.distributions.conditionals import Conditional
 
@@ -188,11 +189,15 @@ class Autoregressive(Honest, TorchDistribution):
         Out-of-support entries get ``-inf`` at their own position.
         """
         x = self._check(value)
-        inside = self.family.support.check(x) if self.family.discrete else torch.ones((), dtype=torch.bool)
-        safe = torch.where(inside, x, torch.zeros((), dtype=x.dtype, device=x.device))
-        flat, c, batch = self._flat(safe)
+        inside = None
+        if self.family.discrete:  # a real-valued family's support is every finite value _check let through
+            inside = self.family.support.check(x)
+            x = torch.where(inside, x, torch.zeros((), dtype=x.dtype, device=x.device))  # the network sees 0
+        flat, c, batch = self._flat(x)
         theta = self.model.conditionals(flat, c)
         lp = self.family.log_prob(theta, flat).reshape(batch + self.event_shape)
+        if inside is None:
+            return lp
         return torch.where(inside, lp, torch.full((), -math.inf, dtype=lp.dtype, device=lp.device))
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -282,8 +287,7 @@ class Autoregressive(Honest, TorchDistribution):
         observed = torch.as_tensor(observed, device=value.device)
         if observed.dtype != torch.bool:
             raise TypeError(f"Autoregressive.inpaint: `observed` must be a boolean mask, got dtype {observed.dtype}")
-        if int(particles) != particles or particles < 1:
-            raise ValueError(f"Autoregressive.inpaint: `particles` must be an integer >= 1, got {particles}")
+        particles = check_integer("Autoregressive.inpaint: `particles`", particles, 1)
         try:
             observed = observed.expand(value.shape)
         except RuntimeError:

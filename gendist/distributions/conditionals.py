@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import constraints
 
+from gendist._checks import check_integer
+
 __all__ = [
     "Bernoulli",
     "Categorical",
@@ -131,8 +133,7 @@ class Categorical(Conditional):
     discrete = True
 
     def __init__(self, levels: int, encode: str = "onehot") -> None:
-        if int(levels) != levels or levels < 2:
-            raise ValueError(f"levels must be an integer >= 2, got {levels}")
+        levels = check_integer("levels", levels, 2)
         if encode not in ("onehot", "scalar"):
             raise ValueError(f"encode must be 'onehot' or 'scalar', got {encode!r}")
         self.levels = int(levels)
@@ -188,9 +189,7 @@ class NormalMixture(Conditional):
     support = constraints.real
 
     def __init__(self, components: int = 5) -> None:
-        if int(components) != components or components < 1:
-            raise ValueError(f"components must be an integer >= 1, got {components}")
-        self.components = int(components)
+        self.components = check_integer("components", components, 1)
         self.params = 3 * self.components
         self._args = {"components": self.components}
 
@@ -229,10 +228,7 @@ class DiscretizedLogisticMixture(Conditional):
     discrete = True
 
     def __init__(self, levels: int = 256, components: int = 5) -> None:
-        if int(levels) != levels or levels < 2:
-            raise ValueError(f"levels must be an integer >= 2, got {levels}")
-        if int(components) != components or components < 1:
-            raise ValueError(f"components must be an integer >= 1, got {components}")
+        levels, components = check_integer("levels", levels, 2), check_integer("components", components, 1)
         self.levels = int(levels)
         self.components = int(components)
         self.params = 3 * self.components

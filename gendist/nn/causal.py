@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from gendist.nn._checks import check_integer
+from gendist._checks import check_integer
 
 __all__ = [
     "CausalConv1d",

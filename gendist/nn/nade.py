@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import Tensor
 
-from gendist.nn._checks import check_integer
+from gendist._checks import check_integer
 
 __all__ = ["NADE"]
 

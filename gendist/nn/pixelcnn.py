@@ -7,7 +7,7 @@ import torch.nn as nn
 from einops import rearrange
 from torch import Tensor
 
-from gendist.nn._checks import check_integer
+from gendist._checks import check_integer
 from gendist.nn.causal import HorizontalConv2d, MaskedConv2d, VerticalConv2d, down_shift
 
 __all__ = ["GatedPixelCNN"]

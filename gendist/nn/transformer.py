@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from gendist.nn._checks import check_integer
+from gendist._checks import check_integer
 
 __all__ = ["CausalTransformer", "KVCache"]
 

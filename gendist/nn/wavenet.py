@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from gendist.nn._checks import check_integer
+from gendist._checks import check_integer
 from gendist.nn.causal import CausalConv1d, Queue
 
 __all__ = ["WaveNet", "WaveNetCache"]

@@ -1,4 +1,4 @@
-r"""Argument checks shared by the networks and their recipes."""
+r"""Argument checks shared across gendist: errors that name the argument."""
 
 from __future__ import annotations
 
