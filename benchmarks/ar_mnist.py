@@ -16,8 +16,9 @@ Run (CPU times on this 2-core machine are in benchmarks/README_ar.md):
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/ar_mnist.py --model pixelcnn
 
 Options: ``--epochs``, ``--patience``, ``--batch``, ``--lr``, ``--hidden``,
-``--orders`` (MADE order ensemble), ``--valid-size`` (early-stop on the first N
-validation images: an ensemble's validation costs K passes), ``--channels``/``--layers`` (PixelCNN),
+``--orders`` (MADE order ensemble), ``--direct`` (MADE direct input connections),
+``--valid-size`` (early-stop on the first N validation images: an ensemble's
+validation costs K passes), ``--channels``/``--layers`` (PixelCNN),
 ``--threads``, ``--out`` (a folder for the checkpoint and ``result.json``; a
 run there is resumed with ``--resume``), ``--device``.
 """
@@ -43,7 +44,14 @@ PUBLISHED = {"made": 88.04, "nade": 88.86, "pixelcnn": 81.30}
 
 def build(args: argparse.Namespace) -> torch.nn.Module:
     if args.model == "made":
-        return MADE(784, family=Bernoulli(), hidden=tuple(args.hidden or (500,)), orders=args.orders, seed=args.seed)
+        return MADE(
+            784,
+            family=Bernoulli(),
+            hidden=tuple(args.hidden or (500,)),
+            orders=args.orders,
+            direct=args.direct,
+            seed=args.seed,
+        )
     if args.model == "nade":
         from gendist.autoregressive import NADE
 
@@ -77,6 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", type=int, nargs="+", default=None)
     p.add_argument("--orders", type=int, default=1)
+    p.add_argument("--direct", action="store_true", help="MADE: direct input-to-output connections")
     p.add_argument("--channels", type=int, default=32)
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--valid-size", type=int, default=None, help="early-stop on the first N validation images")

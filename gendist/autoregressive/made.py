@@ -75,6 +75,8 @@ class MADE(ARModule):
         orders: the number :math:`K` of orders sharing the weights (the
             others are random).
         activation: the activation module class.
+        direct: add masked connections straight from the inputs to the
+            conditionals' parameters (the paper's direct input connections).
         seed: the seed of the random orders.
 
     Example:
@@ -99,6 +101,7 @@ class MADE(ARModule):
         order: str | Sequence[int] | Tensor = "natural",
         orders: int = 1,
         activation: type[nn.Module] = nn.ReLU,
+        direct: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__((features,), family, context)
@@ -114,6 +117,7 @@ class MADE(ARModule):
             ranks if orders > 1 else ranks[0],
             activation,
             inputs=self.family.inputs,
+            direct=direct,
         )
         self.orders = int(orders)
 

@@ -121,6 +121,9 @@ class MADE(_ContextNet):
         activation: the activation module class.
         inputs: the number of input values :math:`E` per feature (for
             example :math:`K` for one-hot encoded categories).
+        direct: add masked linear connections straight from the inputs to
+            the outputs (the paper's direct input connections: a logistic
+            autoregressive model under the network).
 
     Example:
         >>> made = MADE(4, 2, hidden=(32,))
@@ -141,6 +144,7 @@ class MADE(_ContextNet):
         order: Tensor | None = None,
         activation: type[nn.Module] = nn.ReLU,
         inputs: int = 1,
+        direct: bool = False,
     ) -> None:
         if order is None:
             order = torch.arange(features)
@@ -169,6 +173,7 @@ class MADE(_ContextNet):
         else:
             layers.append(MaskedLinear(stack(out_ranks[:, :, None] > in_ranks[:, None, :])))
         super().__init__(layers, context, activation)
+        self.direct = MaskedLinear(stack(out_ranks[:, :, None] > in_ranks[:, None, :]), bias=False) if direct else None
         self.features = features
         self.params = params
         self.inputs = inputs
@@ -183,7 +188,10 @@ class MADE(_ContextNet):
         return len(self._ranks)
 
     def forward(self, x: Tensor, c: Tensor | None = None, k: int = 0) -> Tensor:
-        return super().forward(x, c, k).unflatten(-1, (self.features, self.params))
+        out = super().forward(x, c, k)
+        if self.direct is not None:
+            out = out + self.direct(x, k)
+        return out.unflatten(-1, (self.features, self.params))
 
     def feature(self, x: Tensor, c: Tensor | None, i: int, k: int = 0) -> Tensor:
         r"""The :math:`P` parameters of feature ``i`` alone (under order ``k``), shape :math:`(*, P)`.
@@ -194,6 +202,10 @@ class MADE(_ContextNet):
         sequential (inverse) pass needs, at a fraction of a full pass.
         """
         rows = slice(i * self.params, (i + 1) * self.params)
+        out = self._feature(x, c, i, k, rows)
+        return out if self.direct is None else out + F.linear(x, self.direct.masked_weight(k)[rows])
+
+    def _feature(self, x: Tensor, c: Tensor | None, i: int, k: int, rows: slice) -> Tensor:
         first, last = self.layers[0], self.layers[-1]
         if len(self.layers) == 1:
             out = F.linear(x, first.masked_weight(k)[rows], first.bias[rows])

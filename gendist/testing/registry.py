@@ -291,6 +291,8 @@ def _autoregressive_models() -> None:
     m("made-normal-mixture-context", lambda: ARMADE(3, NormalMixture(2), hidden=_H, context=2), 3, 2)
     m("made-bernoulli-orders3", lambda: ARMADE(4, Bernoulli(), hidden=_H, orders=3), 4, discrete=d)  # an Ensemble
     m("made-normal-orders3", lambda: ARMADE(2, Normal(), hidden=_H, orders=3), 2)
+    m("made-bernoulli-direct-orders2", lambda: ARMADE(5, Bernoulli(), hidden=_H, orders=2, direct=True), 5, discrete=d)
+    m("made-normal-direct-context", lambda: ARMADE(3, Normal(), hidden=_H, context=2, direct=True), 3, 2)
     m("made-categorical-orders3-k1-context", lambda: OneOrder(ARMADE(3, Categorical(3), hidden=_H, orders=3,
                                                                      context=2), 1), 3, 2, discrete=d)
     m("made-bernoulli-float64", lambda: ARMADE(4, Bernoulli(), hidden=_H).double(), 4, discrete=d, dtype=f64)
