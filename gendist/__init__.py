@@ -4,21 +4,32 @@ Importing gendist changes no global state (argument validation, default dtype,
 RNG) of torch or Pyro.
 """
 
-from gendist import autoregressive, data, distributions, flows, nn, transforms
-from gendist.distributions import Autoregressive, Ensemble, Flow, LazyDistribution, LazyTransform
+from gendist import autoregressive, data, distributions, flows, latent, nn, transforms
+from gendist.distributions import (
+    Autoregressive,
+    Ensemble,
+    Factorized,
+    Flow,
+    LatentVariable,
+    LazyDistribution,
+    LazyTransform,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Autoregressive",
     "Ensemble",
+    "Factorized",
     "Flow",
+    "LatentVariable",
     "LazyDistribution",
     "LazyTransform",
     "autoregressive",
     "data",
     "distributions",
     "flows",
+    "latent",
     "nn",
     "transforms",
 ]

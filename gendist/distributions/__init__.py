@@ -3,7 +3,9 @@ r"""The distribution families and their shared pieces."""
 from gendist.distributions.autoregressive import Autoregressive, Ensemble
 from gendist.distributions.base import LOG_PROB_KINDS, Honest, LogProbKind
 from gendist.distributions.bases import DiagNormal, Fixed, GaussianMixture, StandardNormal, as_base
+from gendist.distributions.factorized import Factorized
 from gendist.distributions.flow import Flow
+from gendist.distributions.latent import LatentVariable
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
 
 __all__ = [
@@ -11,10 +13,12 @@ __all__ = [
     "Autoregressive",
     "Ensemble",
     "DiagNormal",
+    "Factorized",
     "Fixed",
     "Flow",
     "GaussianMixture",
     "Honest",
+    "LatentVariable",
     "LazyDistribution",
     "LazyTransform",
     "LogProbKind",

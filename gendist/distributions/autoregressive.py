@@ -14,7 +14,7 @@ from torch.distributions import constraints
 
 from gendist._checks import check_integer
 from gendist.distributions.base import Honest
-from gendist.distributions.conditionals import Conditional
+from gendist.distributions.conditionals import Conditional, check_values
 
 __all__ = ["ARModel", "Autoregressive", "Ensemble"]
 
@@ -154,34 +154,7 @@ class Autoregressive(Honest, TorchDistribution):
     def _check(self, x: Tensor) -> Tensor:
         r"""The value as a float tensor of the model's dtype, or a clear error."""
         where = "Autoregressive.log_prob"
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{where}: `value` must be a torch.Tensor, got {type(x).__name__}")
-        if x.dtype.is_floating_point:
-            if x.dtype != self.dtype:
-                raise TypeError(
-                    f"{where}: `value` has dtype {x.dtype} but the model is {self.dtype}; use `value.to({self.dtype})`"
-                )
-        elif self.family.discrete and (x.dtype == torch.bool or not x.dtype.is_complex):
-            x = x.to(self.dtype)
-        else:
-            raise TypeError(f"{where}: `value` must be a real tensor, got dtype {x.dtype}")
-        e = len(self.event_shape)
-        if x.dim() < e or x.shape[x.dim() - e :] != self.event_shape:
-            raise ValueError(
-                f"{where}: `value` must have shape (..., {', '.join(map(str, self.event_shape))}) ending in the "
-                f"event shape {tuple(self.event_shape)}, got shape {tuple(x.shape)}"
-            )
-        if not torch.compiler.is_compiling() and not self.family.discrete and not bool(x.isfinite().all()):
-            raise ValueError(f"{where}: `value` has NaN or infinite entries; expected finite values")
-        if self._validate_args:
-            inside = self.family.support.check(x)
-            if not bool(inside.all()):
-                bad = x[~inside][:5].tolist()
-                raise ValueError(
-                    f"{where}: `value` has {int((~inside).sum())} entries outside the support "
-                    f"{self.family.support} (e.g. {bad})"
-                )
-        return x
+        return check_values(where, x, self.family, self.event_shape, self.dtype, bool(self._validate_args))
 
     def conditional_log_probs(self, value: Tensor) -> Tensor:
         r"""Every term :math:`\log p(x_i \mid x_{<i})`, shape ``sample_shape + batch_shape + event_shape``.

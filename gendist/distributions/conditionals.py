@@ -32,6 +32,7 @@ from gendist._checks import check_integer
 
 __all__ = [
     "Bernoulli",
+    "check_values",
     "Categorical",
     "Conditional",
     "DiscretizedLogisticMixture",
@@ -80,6 +81,10 @@ class Conditional(abc.ABC):
             "(a Normal family can)"
         )
 
+    def mean(self, theta: Tensor) -> Tensor:
+        r""":math:`\mathbb{E}[x \mid \theta]`, shape ``theta.shape[:-1]``."""
+        raise NotImplementedError(f"{self!r} has no closed-form mean; estimate it from samples")
+
     def encode(self, x: Tensor) -> Tensor:
         r"""What a network sees of :math:`x`: shape ``(*, inputs)``."""
         return x.unsqueeze(-1)
@@ -120,6 +125,9 @@ class Bernoulli(Conditional):
     def sample(self, theta: Tensor) -> Tensor:
         return torch.bernoulli(torch.sigmoid(theta[..., 0]))
 
+    def mean(self, theta: Tensor) -> Tensor:
+        return torch.sigmoid(theta[..., 0])
+
 
 class Categorical(Conditional):
     r"""Values :math:`0, \dots, K - 1` with :math:`p(x_i = k \mid \theta_i) = \mathrm{softmax}(\theta_i)_k`.
@@ -150,6 +158,9 @@ class Categorical(Conditional):
         flat = theta.reshape(-1, self.levels).softmax(-1)
         return torch.multinomial(flat, 1).reshape(theta.shape[:-1]).to(theta.dtype)
 
+    def mean(self, theta: Tensor) -> Tensor:
+        return theta.softmax(-1) @ torch.arange(self.levels, dtype=theta.dtype, device=theta.device)
+
     def encode(self, x: Tensor) -> Tensor:
         if self._onehot:
             return F.one_hot(x.long(), self.levels).to(x.dtype)
@@ -159,24 +170,43 @@ class Categorical(Conditional):
 class Normal(Conditional):
     r"""Real values :math:`x_i \sim \mathcal{N}(\mu_i, \sigma_i^2)`, :math:`\sigma_i = \mathrm{softplus}(s_i) + 0.001`.
 
-    Reparameterized: :meth:`rsample` draws :math:`\mu + \sigma \epsilon`.
+    With a fixed ``scale`` :math:`\sigma`, :math:`\theta_i = \mu_i` alone
+    (one parameter per position). Reparameterized: :meth:`rsample` draws
+    :math:`\mu + \sigma \epsilon`.
+
+    Arguments:
+        scale: a fixed standard deviation, or None to read it from :math:`\theta`.
     """
 
-    params = 2
     support = constraints.real
     has_rsample = True
 
+    def __init__(self, scale: float | None = None) -> None:
+        if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive finite number or None, got {scale!r}")
+        self.scale = None if scale is None else float(scale)
+        self.params = 2 if scale is None else 1
+        self._args = {} if scale is None else {"scale": self.scale}
+
+    def _split(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        if self.scale is None:
+            return theta[..., 0], _scale(theta[..., 1])
+        return theta[..., 0], torch.full((), self.scale, dtype=theta.dtype, device=theta.device)
+
     def log_prob(self, theta: Tensor, x: Tensor) -> Tensor:
-        mu, scale = theta[..., 0], _scale(theta[..., 1])
+        mu, scale = self._split(theta)
         return -0.5 * ((x - mu) / scale) ** 2 - scale.log() - 0.5 * math.log(2 * math.pi)
 
     def rsample(self, theta: Tensor) -> Tensor:
-        mu, scale = theta[..., 0], _scale(theta[..., 1])
+        mu, scale = self._split(theta)
         return mu + scale * torch.randn_like(mu)
 
     def sample(self, theta: Tensor) -> Tensor:
         with torch.no_grad():
             return self.rsample(theta)
+
+    def mean(self, theta: Tensor) -> Tensor:
+        return theta[..., 0]
 
 
 class NormalMixture(Conditional):
@@ -201,6 +231,10 @@ class NormalMixture(Conditional):
         logw, mu, scale = self._split(theta)
         z = (x.unsqueeze(-1) - mu) / scale
         return torch.logsumexp(logw - 0.5 * z**2 - scale.log(), -1) - 0.5 * math.log(2 * math.pi)
+
+    def mean(self, theta: Tensor) -> Tensor:
+        logw, mu, _ = self._split(theta)
+        return (logw.exp() * mu).sum(-1)
 
     def sample(self, theta: Tensor) -> Tensor:
         logw, mu, scale = self._split(theta)
@@ -270,6 +304,44 @@ class DiscretizedLogisticMixture(Conditional):
 
     def encode(self, x: Tensor) -> Tensor:
         return (x * (2.0 / (self.levels - 1)) - 1.0).unsqueeze(-1)
+
+
+def check_values(
+    where: str, value: Tensor, family: Conditional, event_shape: torch.Size, dtype: torch.dtype, validate: bool
+) -> Tensor:
+    r"""``value`` as a float tensor of ``dtype`` ending in ``event_shape``, or a clear error.
+
+    Integer and boolean tensors are accepted for discrete families. Real
+    families reject NaN and infinite entries; with ``validate`` every entry
+    must lie in ``family.support`` (otherwise out-of-support entries are the
+    caller's to score as :math:`-\infty`).
+    """
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{where}: `value` must be a torch.Tensor, got {type(value).__name__}")
+    x = value
+    if x.dtype.is_floating_point:
+        if x.dtype != dtype:
+            raise TypeError(f"{where}: `value` has dtype {x.dtype} but the model is {dtype}; use `value.to({dtype})`")
+    elif family.discrete and not x.dtype.is_complex:
+        x = x.to(dtype)
+    else:
+        raise TypeError(f"{where}: `value` must be a real tensor, got dtype {x.dtype}")
+    e = len(event_shape)
+    if x.dim() < e or x.shape[x.dim() - e :] != event_shape:
+        raise ValueError(
+            f"{where}: `value` must have shape (..., {', '.join(map(str, event_shape))}) ending in the "
+            f"event shape {tuple(event_shape)}, got shape {tuple(x.shape)}"
+        )
+    if not torch.compiler.is_compiling() and not family.discrete and not bool(x.isfinite().all()):
+        raise ValueError(f"{where}: `value` has NaN or infinite entries; expected finite values")
+    if validate:
+        inside = family.support.check(x)
+        if not bool(inside.all()):
+            bad = x[~inside][:5].tolist()
+            raise ValueError(
+                f"{where}: `value` has {int((~inside).sum())} entries outside the support {family.support} (e.g. {bad})"
+            )
+    return x
 
 
 _FAMILIES = {c.__name__: c for c in (Bernoulli, Categorical, Normal, NormalMixture, DiscretizedLogisticMixture)}

@@ -35,9 +35,14 @@ def nll_objective(model: nn.Module, batch: Batch) -> Tensor:
     r"""The mean negative log-likelihood :math:`-\frac{1}{N} \sum_n \log p(x_n \mid c_n)`.
 
     ``batch`` is ``(x,)`` or ``(x, c)``; the model is called as ``model(c)``.
+    A model with its own training loss (a latent-variable model's negative
+    ELBO or IWAE bound: a ``loss(x, c)`` method) is trained on that instead.
     """
     x = batch[0]
     c = batch[1] if len(batch) > 1 else None
+    own = getattr(model, "loss", None)
+    if callable(own):
+        return own(x, c)
     return -model(c).log_prob(x).mean()
 
 
@@ -142,7 +147,8 @@ def fit(
             default objective).
         data: training data: a tensor ``x``, a tuple ``(x, c)``, or a ``DataLoader``.
         valid: validation data of the same form, scored every epoch.
-        objective: ``objective(model, batch) -> loss``; the mean NLL by default.
+        objective: ``objective(model, batch) -> loss``; by default the mean NLL, or the
+            model's own ``loss(x, c)`` where it has one (latent-variable models).
         epochs: the number of passes over ``data``.
         batch_size: the mini-batch size (for tensor data).
         lr: the learning rate of the default optimizer (Adam).

@@ -1,0 +1,14 @@
+r"""Latent-variable models as modules: ``model(c)`` returns a :class:`~gendist.distributions.latent.LatentVariable`.
+
+Each model has a prior :math:`p(z)`, a decoder :math:`p(x \mid z)` and an
+encoder :math:`q(z \mid x)` (the guide); it trains natively (:meth:`LatentModel.loss`
+with :func:`gendist.inference.fit`) or with Pyro's SVI (:meth:`LatentModel.model`,
+:meth:`LatentModel.guide`).
+"""
+
+from gendist.latent.core import OBJECTIVES, LatentModel
+from gendist.latent.nets import Decoder, GaussianEncoder
+from gendist.latent.priors import VampPrior
+from gendist.latent.vae import IWAE, VAE
+
+__all__ = ["OBJECTIVES", "Decoder", "GaussianEncoder", "IWAE", "LatentModel", "VAE", "VampPrior"]
