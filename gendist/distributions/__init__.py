@@ -3,6 +3,7 @@ r"""The distribution families and their shared pieces."""
 from gendist.distributions.autoregressive import Autoregressive, Ensemble
 from gendist.distributions.base import LOG_PROB_KINDS, Honest, LogProbKind
 from gendist.distributions.bases import DiagNormal, Fixed, GaussianMixture, StandardNormal, as_base
+from gendist.distributions.chain import Chain
 from gendist.distributions.factorized import Factorized
 from gendist.distributions.flow import Flow
 from gendist.distributions.latent import LatentVariable
@@ -11,6 +12,7 @@ from gendist.distributions.lazy import LazyDistribution, LazyTransform
 __all__ = [
     "LOG_PROB_KINDS",
     "Autoregressive",
+    "Chain",
     "Ensemble",
     "DiagNormal",
     "Factorized",

@@ -7,8 +7,9 @@ with :func:`gendist.inference.fit`) or with Pyro's SVI (:meth:`LatentModel.model
 """
 
 from gendist.latent.core import OBJECTIVES, LatentModel
+from gendist.latent.hierarchical import HierarchicalVAE
 from gendist.latent.nets import Decoder, GaussianEncoder
 from gendist.latent.priors import VampPrior
 from gendist.latent.vae import IWAE, VAE
 
-__all__ = ["OBJECTIVES", "Decoder", "GaussianEncoder", "IWAE", "LatentModel", "VAE", "VampPrior"]
+__all__ = ["OBJECTIVES", "Decoder", "GaussianEncoder", "HierarchicalVAE", "IWAE", "LatentModel", "VAE", "VampPrior"]
