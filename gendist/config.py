@@ -119,14 +119,15 @@ def config(model: nn.Module) -> dict[str, Any]:
 
 def from_config(cfg: dict[str, Any]) -> nn.Module:
     r"""Build a fresh model from :func:`config`'s output (load its ``state_dict`` next)."""
-    from gendist import autoregressive, flows
+    from gendist import autoregressive, flows, latent
 
     name = cfg.get("class") if isinstance(cfg, dict) else None
     cls = None
     if isinstance(name, str):
-        cls = getattr(flows, name, None) or getattr(autoregressive, name, None)
+        cls = getattr(flows, name, None) or getattr(autoregressive, name, None) or getattr(latent, name, None)
     if cls is None or not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise ValueError(
-            f"unknown model class {name!r} in config; expected a recipe of gendist.flows or gendist.autoregressive"
+            f"unknown model class {name!r} in config; expected a recipe of gendist.flows, gendist.autoregressive "
+            "or gendist.latent"
         )
     return cls(**{k: _decode(v) for k, v in cfg.get("args", {}).items()})
