@@ -189,8 +189,8 @@ class LatentModel(LazyDistribution):
         r"""The support of one entry of :math:`x` and whether the decoder reparameterizes (read once)."""
         facts = getattr(self, "_facts", None)
         if facts is None:
-            with torch.no_grad():
-                z = prior.sample().reshape((-1,) + prior.event_shape)[:1]
+            with torch.no_grad():  # at z = 0, not a draw: building the marginal leaves the global RNG alone
+                z = torch.zeros((1,) + prior.event_shape, dtype=self._dtype(), device=self._device())
                 cc = None if c is None else c.reshape(-1, c.shape[-1])[:1]
                 px = likelihood(z, cc)
             support = px.support if self._x_support is None else self._x_support
@@ -232,11 +232,15 @@ class LatentModel(LazyDistribution):
         return self.beta * min(1.0, (int(self.steps) + 1) / self.warmup)
 
     def loss(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        r"""The training loss, the mean negative objective (what :func:`gendist.inference.fit` minimizes)."""
+        r"""The training loss, the mean negative objective (what :func:`gendist.inference.fit` minimizes).
+
+        In ``eval()`` mode (validation) the KL weight is ``beta`` itself, without the warm-up ramp, so
+        validation losses of different epochs compare.
+        """
         if self.objective == "iwae":
             value = self.iwae(x, self.k, c)
         else:
-            value = self.elbo(x, c, self.kl_weight())
+            value = self.elbo(x, c, self.kl_weight() if self.training else self.beta)  # validation: no warm-up
         if self.training:
             self.steps += 1
         return -value.mean()
