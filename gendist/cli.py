@@ -24,12 +24,16 @@ __all__ = ["main"]
 
 MODELS = {"nsf": "NSF", "maf": "MAF", "iaf": "IAF", "realnvp": "RealNVP", "nice": "NICE"}
 AR_MODELS = {"made": "MADE", "nade": "NADE", "pixelcnn": "PixelCNN", "wavenet": "WaveNet", "transformer": "Transformer"}
+LATENT_MODELS = {"vae": "VAE", "iwae": "IWAE", "hvae": "HierarchicalVAE", "vqvae": "VQVAE"}
+ALL_MODELS = [*MODELS, *AR_MODELS, *LATENT_MODELS]
 
 EXAMPLES = """examples:
   gendist fit --data moons --model nsf --out runs/moons
   gendist fit --data digits --model nsf --epochs 100 --out runs/digits
   gendist fit --data digits --model made --hidden 512 --out runs/digits-made   # exact discrete NLL
   gendist fit --data mnist --model pixelcnn --layers 6 --channels 32 --out runs/mnist-pixelcnn
+  gendist fit --data digits --model vae --latent 16 --out runs/digits-vae   # NLL: importance-sampled estimate
+  gendist fit --data digits --model vqvae --codes 32 --out runs/digits-vqvae   # NLL: a lower bound
   gendist fit --data table.csv --columns a,b,c --model maf --out runs/table
   gendist fit --data moons --out runs/moons --resume      # continue a killed run exactly
   gendist sample runs/moons -n 1000 -o samples.npy
@@ -100,9 +104,18 @@ class _Flat(nn.Module):
         d = self.model(c)
         return dist.TransformedDistribution(d, [ReshapeTransform(d.event_shape, (d.event_shape.numel(),))])
 
+    def loss(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        r"""The image model's own training loss (a VQ-VAE's), of flat rows ``x``."""
+        shape = self.model.shape
+        return self.model.loss(x.reshape(x.shape[:-1] + shape), c)
+
 
 def _is_autoregressive(run: dict) -> bool:
     return run["model"].get("class") in AR_MODELS.values()
+
+
+def _is_latent(run: dict) -> bool:
+    return run["model"].get("class") in LATENT_MODELS.values()
 
 
 def build_model(run: dict) -> nn.Module:
@@ -113,7 +126,7 @@ def build_model(run: dict) -> nn.Module:
 
     recipe = from_config(run["model"])
     D = run["features"]
-    if not _is_autoregressive(run):
+    if not (_is_autoregressive(run) or _is_latent(run)):
         return FlowModule([*recipe.transforms, Standardize(D)], features=D, base=recipe.base)
     if not run.get("levels"):  # a continuous autoregressive density under the data's standardization
         return FlowModule([Standardize(D)], features=D, base=recipe)
@@ -153,14 +166,65 @@ def _ar_config(args: argparse.Namespace, data: dict) -> dict:
     return config(cls(family=family, **kwargs))
 
 
+def _latent_config(args: argparse.Namespace, data: dict) -> dict:
+    from gendist import latent
+    from gendist.autoregressive import Bernoulli, Categorical, Normal
+    from gendist.config import config
+
+    D, levels = data["train"].shape[-1], data["levels"]
+    family = (Bernoulli() if levels == 2 else Categorical(levels)) if levels else Normal()
+    if args.model == "vqvae":
+        return _vqvae_config(args, data, family)
+    if args.latent < 1 or args.k < 1 or args.particles < 1:
+        raise UsageError(f"--latent, --k and --particles must be >= 1, got {args.latent}, {args.k}, {args.particles}")
+    kwargs = {"family": family, "hidden": tuple(args.hidden), "particles": args.particles, "chunk": 500}
+    if args.model == "hvae":
+        kwargs["latents"] = (args.latent, max(1, args.latent // 2))
+    else:
+        kwargs["latent"] = args.latent
+    if args.model == "iwae":
+        kwargs["k"] = args.k
+    return config(getattr(latent, LATENT_MODELS[args.model])(D, **kwargs))
+
+
+def _vqvae_config(args: argparse.Namespace, data: dict, family) -> dict:  # noqa: ANN001
+    from gendist.config import config
+    from gendist.latent import VQVAE
+
+    image, levels = data["image_shape"], data["levels"]
+    if image is None or not levels:
+        raise UsageError("--model vqvae needs image data with levels (digits or mnist)")
+    if args.codes < 2 or args.downsample < 0:
+        raise UsageError(f"--codes must be >= 2 and --downsample >= 0, got {args.codes} and {args.downsample}")
+    f = 2**args.downsample
+    if image[0] % f or image[1] % f:
+        raise UsageError(f"--downsample {args.downsample}: the {image[0]}x{image[1]} images are not divisible by {f}")
+    model = VQVAE((1, *image), family, codes=args.codes, dim=args.latent, channels=args.channels,
+                  downsample=args.downsample, prior_channels=args.channels, prior_layers=args.layers)
+    return config(model)
+
+
+def _latent_objective(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    r"""A latent model's own loss; on continuous data, under the data's standardization :math:`x = t(y)`:
+    :math:`-\log p(x) = -\log p(y) + \log |\det \partial x / \partial y|`."""
+    x = batch[0]
+    if not hasattr(m, "base"):
+        return m.loss(x)
+    t = m.transforms[-1]()
+    y = t.inv(x)
+    return m.base.loss(y) + t.log_abs_det_jacobian(y, x).mean()
+
+
 def _recipe_config(args: argparse.Namespace, data: dict) -> dict:
     from gendist import flows
     from gendist.config import config
 
     if args.model in AR_MODELS:
         return _ar_config(args, data)
+    if args.model in LATENT_MODELS:
+        return _latent_config(args, data)
     if args.model not in MODELS:
-        raise UsageError(f"unknown model {args.model!r}: choose one of {', '.join([*MODELS, *AR_MODELS])}")
+        raise UsageError(f"unknown model {args.model!r}: choose one of {', '.join(ALL_MODELS)}")
     features = data["train"].shape[-1]
     kwargs = {"features": features, "transforms": args.transforms, "hidden": tuple(args.hidden)}
     if args.model == "nsf":
@@ -226,8 +290,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     run = {"model": model_cfg, "features": D, "data": args.data, "columns": data["names"],
            "levels": levels, "image_shape": data["image_shape"], "seed": args.seed}
     model = build_model(run).to(device)
-    if _is_autoregressive(run) and levels:
-        levels = None  # a discrete model: exact NLL of the integers, nothing to dequantize
+    latent = _is_latent(run)
+    if (_is_autoregressive(run) or latent) and levels:
+        levels = None  # a discrete model: NLL of the integers (exact, or estimated for latent models), no dequantizing
         discrete = True
     else:
         discrete = False
@@ -245,7 +310,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    history = fit(model, train, valid=valid, objective=objective if levels else nll_objective, epochs=args.epochs,
+    chosen = _latent_objective if latent else objective if levels else nll_objective
+    history = fit(model, train, valid=valid, objective=chosen, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, schedule="cosine", clip_grad=10.0, seed=args.seed,
                   patience=args.patience, checkpoint_dir=out / "train", checkpoint_every=args.checkpoint_every,
                   resume=args.resume, progress=not args.quiet)
@@ -266,6 +332,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
                "data": {"name": args.data, "features": D, "levels": levels,
                         "sizes": {k: len(data[k]) for k in ("train", "valid", "test")}},
                "model": model_cfg, "history": {"step_loss": history.step_loss, "epoch_valid": history.epoch_valid}}
+    kind = "bound" if model_cfg["class"] == "VQVAE" else "estimate" if latent else "exact"
+    metrics["log_prob_kind"] = kind
     if data["entropy"] is not None:
         metrics["entropy"] = data["entropy"]
         metrics["test_nll_minus_entropy"] = scores["test_nll"] - data["entropy"]
@@ -274,6 +342,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     atomic_write(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2)))
     _plots(out, model, data, history, device, n=200 if _is_autoregressive(run) else 2000)
     line = f"test NLL {scores['test_nll']:.4f} nats"
+    if kind == "bound":
+        line += " (a lower bound: log p(x | codes) + log p(codes) at the encoder's codes)"
+    elif latent:
+        line += f" (importance-sampled estimate, {args.particles} particles: a bound in expectation)"
     if levels or discrete:
         line += f"   test bits/dim {scores['test_bits_per_dim']:.3f}"
     if data["entropy"] is not None:
@@ -374,7 +446,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--data", required=True, help="moons, eight_gaussians, checkerboard, rings, circles, "
                    "pinwheel, two_spirals, digits, mnist, or a .npy/.npz/.csv file")
     f.add_argument("--columns", help="comma-separated column names or indices of a table to use")
-    f.add_argument("--model", default="nsf", help=f"one of {', '.join([*MODELS, *AR_MODELS])} (default nsf)")
+    f.add_argument("--model", default="nsf", help=f"one of {', '.join(ALL_MODELS)} (default nsf)")
     f.add_argument("--out", required=True, help="the run folder to write (refused if it exists)")
     f.add_argument("--epochs", type=int, default=20)
     f.add_argument("--batch-size", type=int, default=256)
@@ -389,6 +461,12 @@ def parser() -> argparse.ArgumentParser:
                    "continuous data) or logistic (discretized logistic mixture)")
     f.add_argument("--components", type=int, default=5, help="mixture components (autoregressive families)")
     f.add_argument("--orders", type=int, default=1, help="made: orders sharing the weights, averaged as an ensemble")
+    f.add_argument("--latent", type=int, default=16, help="latent dimension (vae, iwae, hvae: the lower layer)")
+    f.add_argument("--codes", type=int, default=32, help="vqvae: codebook size (--latent: code dimension)")
+    f.add_argument("--downsample", type=int, default=1, help="vqvae: stride-2 steps from the image to the code grid")
+    f.add_argument("--k", type=int, default=50, help="iwae: importance samples of the training bound")
+    f.add_argument("--particles", type=int, default=1000,
+                   help="latent models: importance samples of the reported log-likelihood estimate")
     f.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     f.add_argument("--checkpoint-every", type=int, default=200, help="checkpoint period in steps")
     f.add_argument("--device", default="cpu")
