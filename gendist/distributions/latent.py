@@ -191,8 +191,9 @@ class LatentVariable(Honest, TorchDistribution):
         r"""Ancestral draws :math:`(x, z)`: :math:`z \sim p(z \mid c)`, then :math:`x \sim p(x \mid z, c)`."""
         if reparameterized and not self.has_rsample:
             raise NotImplementedError(
-                "rsample needs a reparameterized prior and likelihood (e.g. a Gaussian decoder); "
-                "this model's likelihood is discrete or not reparameterized: use sample()"
+                "rsample needs a reparameterized prior and likelihood (e.g. a Gaussian decoder); this model's "
+                + ("prior" if not self.prior.has_rsample else "likelihood")
+                + " is discrete or not reparameterized: use sample()"
             )
         shape = Size(sample_shape) + self.batch_shape
         z = self.prior.rsample(sample_shape) if reparameterized else self.prior.sample(sample_shape)

@@ -1,4 +1,4 @@
-r"""Public checks for transforms, distributions, autoregressive models and models, and the conformance registry.
+r"""Public checks for transforms, distributions, autoregressive and latent-variable models; the conformance registry.
 
 Users call these on their own compositions; gendist's own suite runs them
 over every registered transform and model (:mod:`gendist.testing.registry`).
@@ -24,6 +24,14 @@ from gendist.testing.distributions import (
     chi2_pvalue,
 )
 from gendist.testing.inpainting import check_inpaint
+from gendist.testing.latent import (
+    LinearGaussian,
+    LinearGaussianPosterior,
+    check_bounds,
+    check_estimate_against,
+    linear_gaussian_model,
+    ppca_marginal,
+)
 from gendist.testing.transforms import (
     check_finite_gradients,
     check_invertible,
@@ -32,10 +40,14 @@ from gendist.testing.transforms import (
 )
 
 __all__ = [
+    "LinearGaussian",
+    "LinearGaussianPosterior",
     "check_autoregressive",
     "check_bad_inputs",
+    "check_bounds",
     "check_cached_sampling",
     "check_enumeration",
+    "check_estimate_against",
     "check_extreme_inputs",
     "check_finite_gradients",
     "check_float64",
@@ -51,5 +63,7 @@ __all__ = [
     "check_state_dict",
     "check_support",
     "chi2_pvalue",
+    "linear_gaussian_model",
+    "ppca_marginal",
     "tolerance",
 ]

@@ -46,6 +46,21 @@ __all__ = [
 ]
 
 
+def _is_estimate(d: Distribution) -> bool:
+    r"""Whether ``d.log_prob`` is a stochastic estimate (two calls differ unless they draw the same random numbers)."""
+    return getattr(d, "log_prob_kind", None) == "estimate"
+
+
+def _same_noise(fn: Callable[[], Tensor], reseed: bool, seed: int = 0) -> Tensor:
+    r"""``fn()``; with ``reseed``, run on the global RNG seeded with ``seed`` (the caller's RNG state is kept), so
+    that two calls of a stochastic ``log_prob`` on the same shapes draw the same random numbers."""
+    if not reseed:
+        return fn()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return fn()
+
+
 def check_log_prob_kind(d: Distribution) -> None:
     r"""Check ``d`` declares what its ``log_prob`` is (``log_prob_kind``)."""
     kind = getattr(d, "log_prob_kind", None)
@@ -56,7 +71,11 @@ def check_log_prob_kind(d: Distribution) -> None:
 
 
 def check_shapes(d: Distribution, sample_shape: tuple[int, ...] = (3,)) -> None:
-    r"""Check ``sample``/``rsample``/``log_prob`` shapes, ``support``, ``expand`` and ``to_event``."""
+    r"""Check ``sample``/``rsample``/``log_prob`` shapes, ``support``, ``expand`` and ``to_event``.
+
+    For a stochastic estimate (``log_prob_kind = "estimate"``) ``log_prob`` after ``expand`` is checked for
+    its shape and finiteness only (more values draw other random numbers).
+    """
     S, B, E = Size(sample_shape), d.batch_shape, d.event_shape
     x = d.sample(S)
     if x.shape != S + B + E:
@@ -79,8 +98,13 @@ def check_shapes(d: Distribution, sample_shape: tuple[int, ...] = (3,)) -> None:
     xe = e.sample(S)
     if xe.shape != S + (2,) + B + E or e.log_prob(xe).shape != S + (2,) + B:
         raise AssertionError("expand: sample/log_prob shapes are wrong")
-    _close("log_prob after expand", e.log_prob(x.unsqueeze(len(S))), lp.unsqueeze(len(S)).expand(S + (2,) + B),
-           1e-5, 1e-5)
+    le = e.log_prob(x.unsqueeze(len(S)))
+    if _is_estimate(d):
+        # a stochastic estimate of more values draws other random numbers: compare its shape and finiteness only
+        if le.shape != S + (2,) + B or not torch.isfinite(le).all():
+            raise AssertionError(f"log_prob after expand: shape {tuple(le.shape)} or non-finite values")
+    else:
+        _close("log_prob after expand", le, lp.unsqueeze(len(S)).expand(S + (2,) + B), 1e-5, 1e-5)
     te = e.to_event(1) if isinstance(e, TorchDistributionMixin) else dist.Independent(e, 1)
     EB = Size((2,)) + B
     if te.event_shape != EB[-1:] + E or te.log_prob(xe).shape != S + EB[:-1]:
@@ -89,7 +113,10 @@ def check_shapes(d: Distribution, sample_shape: tuple[int, ...] = (3,)) -> None:
 
 def check_pyro(d: Distribution, plate_size: int = 4) -> None:
     r"""Check ``d`` works as a latent and an observed ``pyro.sample`` site inside a plate,
-    under ``poutine.trace``, ``poutine.condition`` and ``.mask(False)``."""
+    under ``poutine.trace``, ``poutine.condition`` and ``.mask(False)``.
+
+    A stochastic estimate (``log_prob_kind = "estimate"``) is compared with the site's on the same random
+    numbers (both computed right after the same seed)."""
     B, E = d.batch_shape, d.event_shape
     dim = -len(B) - 1
 
@@ -101,10 +128,11 @@ def check_pyro(d: Distribution, plate_size: int = 4) -> None:
     x = trace.nodes["x"]["value"]
     if x.shape != Size((plate_size,)) + B + E:
         raise AssertionError(f"pyro.sample in a plate: value shape {tuple(x.shape)}")
-    trace.compute_log_prob()
+    estimate = _is_estimate(d)  # a stochastic estimate agrees with itself only on the same random numbers
+    _same_noise(trace.compute_log_prob, estimate)
     site_lp = trace.nodes["x"]["log_prob"]
     tol = 1e-4 if x.dtype == torch.float32 else 1e-8  # the site may hold the fused (forward) density
-    _close("pyro trace log_prob vs d.log_prob", site_lp, d.log_prob(x.clone()), tol, tol)
+    _close("pyro trace log_prob vs d.log_prob", site_lp, _same_noise(lambda: d.log_prob(x.clone()), estimate), tol, tol)
     cond = pyro.poutine.trace(pyro.poutine.condition(model, data={"x": x})).get_trace()
     if not torch.equal(cond.nodes["x"]["value"], x):
         raise AssertionError("poutine.condition did not fix the site's value")
@@ -278,7 +306,8 @@ def check_state_dict(factory: Callable[[], nn.Module], c: Tensor | None = None, 
     r"""Check that ``state_dict`` saved and loaded with ``weights_only=True`` reproduces ``log_prob`` exactly.
 
     ``factory()`` builds a fresh model; the first one's state is loaded into
-    a second one built from a different random seed.
+    a second one built from a different random seed. A stochastic estimate
+    (``log_prob_kind = "estimate"``) is compared on the same random numbers.
     """
     with torch.random.fork_rng():  # the caller's RNG state is left as it was
         torch.manual_seed(1)
@@ -292,7 +321,9 @@ def check_state_dict(factory: Callable[[], nn.Module], c: Tensor | None = None, 
     a.eval(), b.eval()
     with torch.no_grad():
         x = a(c).sample((7,)) if x is None else x
-        la, lb = a(c).log_prob(x), b(c).log_prob(x)
+        estimate = _is_estimate(a(c))  # a stochastic estimate is reproducible only on the same random numbers
+        la = _same_noise(lambda: a(c).log_prob(x), estimate)
+        lb = _same_noise(lambda: b(c).log_prob(x), estimate)
     if not torch.equal(la, lb):
         raise AssertionError(f"log_prob differs after a state_dict round trip by {(la - lb).abs().max():.3g}")
 

@@ -22,6 +22,18 @@ quadrature check gives way to enumeration):
     >>> entry.normalize, entry.discrete
     (False, True)
     >>> del MODELS["my-made"]
+
+A latent-variable model says its ``log_prob`` is a stochastic estimate
+(``estimate=True``): the checks that compare two ``log_prob`` calls do so on
+the same random numbers, and those that need an exact density (goodness of
+fit, quadrature, fused paths) do not apply (``tests/test_latent_conformance.py``):
+
+    >>> from gendist.latent import VAE
+    >>> entry = register_model("my-vae", lambda: VAE(4, latent=2, hidden=(8,), particles=4), 4,
+    ...                        discrete=True, estimate=True)
+    >>> entry.normalize, entry.estimate
+    (False, True)
+    >>> del MODELS["my-vae"]
 """
 
 from __future__ import annotations
@@ -72,6 +84,7 @@ from gendist.flows import (
     SylvesterLayer,
 )
 from gendist.flows.univariate import Spline
+from gendist.latent import IWAE, VAE, HierarchicalVAE
 from gendist.transforms import (
     LeakyReLU,
     LULinear,
@@ -105,6 +118,9 @@ class ModelEntry:
             (or an :class:`~gendist.distributions.Ensemble` of them): the checks of
             :mod:`gendist.testing.autoregressive` apply.
         dtype: the dtype of the module's parameters (and of the contexts drawn for it); None for the default.
+        estimate: whether ``log_prob`` is a stochastic estimate (``log_prob_kind = "estimate"``: a latent-variable
+            model's importance-sampled marginal): goodness of fit, quadrature and fused-path checks are skipped,
+            and comparisons of two ``log_prob`` calls run on the same random numbers.
     """
 
     name: str
@@ -116,6 +132,7 @@ class ModelEntry:
     discrete: bool = False
     autoregressive: bool = False
     dtype: torch.dtype | None = None
+    estimate: bool = False
 
 
 @dataclass
@@ -144,15 +161,16 @@ TRANSFORMS: dict[str, TransformEntry] = {}
 
 def register_model(name: str, factory: Callable[[], nn.Module], features: int, context: int = 0,
                    normalize: bool = True, tags: tuple[str, ...] = (), discrete: bool = False,
-                   autoregressive: bool = False, dtype: torch.dtype | None = None) -> ModelEntry:
+                   autoregressive: bool = False, dtype: torch.dtype | None = None,
+                   estimate: bool = False) -> ModelEntry:
     r"""Add a model factory to :data:`MODELS` and return its entry (see :class:`ModelEntry`).
 
-    ``normalize`` is turned off for more than two features and for discrete models.
+    ``normalize`` is turned off for more than two features, for discrete models and for estimates.
     """
     if name in MODELS:
         raise ValueError(f"a model named {name!r} is registered already")
-    entry = ModelEntry(name, factory, features, context, normalize and features <= 2 and not discrete,
-                       frozenset(tags), discrete, autoregressive, dtype)
+    entry = ModelEntry(name, factory, features, context, normalize and features <= 2 and not discrete and not estimate,
+                       frozenset(tags), discrete, autoregressive, dtype, estimate)
     MODELS[name] = entry
     return entry
 
@@ -321,6 +339,34 @@ def _autoregressive_models() -> None:
       dtype=f64)
 
 
+def _latent_models() -> None:
+    # one line per model: register_model(name, factory, features, context, discrete=..., estimate=True);
+    # tiny (latent 2, one hidden layer of 16, 16 particles): log_prob is an importance-sampled estimate
+    m, d, f64 = functools.partial(register_model, estimate=True), True, torch.float64
+    kw = dict(latent=2, hidden=(16,), particles=16)
+    m("vae-bernoulli", lambda: VAE(4, **kw), 4, discrete=d)
+    m("vae-normal-context", lambda: VAE(3, family=Normal(), context=2, **kw), 3, 2)
+    m("vae-normal-fixed-scale", lambda: VAE(3, family=Normal(0.5), **kw), 3)
+    m("vae-normal-learned-scale", lambda: VAE(3, family=Normal(), learned_scale=True, **kw), 3)
+    m("vae-categorical-image", lambda: VAE((2, 3), family=Categorical(3), **kw), 6, discrete=d)
+    m("vae-dlogistic-chunked", lambda: VAE(3, family=DiscretizedLogisticMixture(4, 2), chunk=5, **kw), 3,
+      discrete=d)
+    m("vae-full-encoder", lambda: VAE(4, family=Normal(), encoder="full", **kw), 4)
+    m("vae-flow-encoder-context", lambda: VAE(4, encoder="flow", flow_steps=1, context=2, **kw), 4, 2, discrete=d)
+    m("vae-mixture-prior-context", lambda: VAE(3, family=Normal(), prior="mixture", components=3, context=1, **kw),
+      3, 1)
+    m("vae-flow-prior", lambda: VAE(4, prior="flow", flow_steps=1, **kw), 4, discrete=d)
+    m("vae-vamp-prior", lambda: VAE(5, family=Normal(), prior="vamp", components=3, **kw), 5)
+    m("vae-beta-warmup", lambda: VAE(4, beta=4.0, warmup=10, **kw), 4, discrete=d)
+    m("iwae-bernoulli", lambda: IWAE(4, k=5, **kw), 4, discrete=d)
+    m("iwae-normal-float64-context", lambda: IWAE(3, k=3, family=Normal(), context=2, **kw).double(), 3, 2,
+      dtype=f64)
+    m("vae-full-encoder-float64", lambda: VAE(4, encoder="full", **kw).double(), 4, discrete=d, dtype=f64)
+    hkw = dict(latents=(2, 2), hidden=(16,), top_hidden=(16,), particles=16)
+    m("hvae-bernoulli", lambda: HierarchicalVAE(4, **hkw), 4, discrete=d)
+    m("hvae-normal-context", lambda: HierarchicalVAE(3, family=Normal(), context=2, **hkw), 3, 2)
+
+
 # ---------------------------------------------------------------- transforms
 
 def _g(seed: int = 0) -> torch.Generator:
@@ -394,4 +440,5 @@ def build_transform(entry: TransformEntry, scale: float, seed: int,
 
 _models()
 _autoregressive_models()
+_latent_models()
 _transforms()
