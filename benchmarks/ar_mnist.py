@@ -26,18 +26,14 @@ run there is resumed with ``--resume``), ``--device``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
-import time
 from pathlib import Path
 
 import torch
+from mnist_run import save, settings, train
 
 from gendist.autoregressive import MADE, Bernoulli
 from gendist.data import load_binarized_mnist
-from gendist.inference import fit
-from gendist.io import atomic_write
 
 PUBLISHED = {"made": 88.04, "nade": 88.86, "pixelcnn": 81.30}
 
@@ -99,44 +95,18 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    train, valid, test = (images(s, args.model).to(device) for s in ("train", "valid", "test"))
+    x_train, valid, test = (images(s, args.model).to(device) for s in ("train", "valid", "test"))
     valid = valid[: args.valid_size]
     model = build(args).to(device)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{args.model}: {n_params:,} parameters, {len(train)} train images", flush=True)
+    print(f"{args.model}: {n_params:,} parameters, {len(x_train)} train images", flush=True)
 
-    start = time.perf_counter()
-    per_epoch, running = len(train) // args.batch, []
-
-    def log(step: int, loss: float) -> None:
-        running.append(loss)
-        if step % per_epoch == 0:
-            minutes = (time.perf_counter() - start) / 60
-            mean = sum(running) / len(running)
-            print(f"epoch {step // per_epoch}: train nll {mean:.2f} ({minutes:.1f} min)", flush=True)
-            running.clear()
-
-    history = fit(
-        model,
-        train,
-        valid=valid,
-        epochs=args.epochs,
-        batch_size=args.batch,
-        lr=args.lr,
-        patience=args.patience,
-        seed=args.seed,
-        checkpoint_dir=args.out,
-        checkpoint_every=len(train) // args.batch if args.out else None,
-        resume=args.resume,
-        progress=sys.stderr.isatty(),
-        callback=log,
-    )
-    seconds = time.perf_counter() - start
+    history, seconds = train(model, x_train, valid, args)
     nll, se = test_nll(model, test)
     result = {
         "model": args.model,
         "parameters": n_params,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "settings": settings(args),
         "epochs": len(history.epoch_valid),
         "best_valid_nll": round(min(history.epoch_valid), 3),
         "test_nll": round(nll, 3),
@@ -145,9 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train_seconds": round(seconds, 1),
         "torch_threads": torch.get_num_threads(),
     }
-    print(json.dumps(result, indent=1))
-    if args.out is not None:
-        atomic_write(Path(args.out) / "result.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
+    save(result, args.out)
     return result
 
 

@@ -25,18 +25,15 @@ Options: ``--latent``, ``--hidden``, ``--prior normal|mixture|flow|vamp``, ``--c
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+from mnist_run import save, settings, train
 
 from gendist.data import load_binarized_mnist
-from gendist.inference import fit
-from gendist.io import atomic_write
 from gendist.latent import IWAE, VAE, HierarchicalVAE
 
 PUBLISHED = {"vae": 88.71, "iwae": {5: 87.63, 50: 87.10}, "hvae": None}
@@ -104,41 +101,15 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    train, valid, test = (load_binarized_mnist(s).to(device) for s in ("train", "valid", "test"))
+    x_train, valid, test = (load_binarized_mnist(s).to(device) for s in ("train", "valid", "test"))
     test = test[: args.test_size]
     model = build(args).to(device)
     n_params = sum(q.numel() for q in model.parameters())
-    print(f"{args.model}: {n_params:,} parameters, {len(train)} train images", flush=True)
+    print(f"{args.model}: {n_params:,} parameters, {len(x_train)} train images", flush=True)
 
-    start = time.perf_counter()
-    per_epoch, running = len(train) // args.batch, []
-
-    def log(step: int, loss: float) -> None:
-        running.append(loss)
-        if step % per_epoch == 0:
-            minutes = (time.perf_counter() - start) / 60
-            print(
-                f"epoch {step // per_epoch}: train loss {sum(running) / len(running):.2f} ({minutes:.1f} min)",
-                flush=True,
-            )
-            running.clear()
-
-    history = fit(
-        model,
-        train,
-        valid=valid,
-        epochs=0 if args.eval_only else args.epochs,
-        batch_size=args.batch,
-        lr=args.lr,
-        patience=args.patience,
-        seed=args.seed,
-        checkpoint_dir=args.out,
-        checkpoint_every=per_epoch if args.out else None,
-        resume=args.resume or args.eval_only,
-        progress=sys.stderr.isatty(),
-        callback=log,
+    history, seconds = train(
+        model, x_train, valid, args, epochs=0 if args.eval_only else args.epochs, resume=args.resume or args.eval_only
     )
-    seconds = time.perf_counter() - start
     t0 = time.perf_counter()
     torch.manual_seed(args.seed + 1)
     nll, se = test_nll(model, test, args.test_k)
@@ -146,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "model": args.model,
         "parameters": n_params,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "settings": settings(args),
         "epochs": len(history.epoch_valid),
         "best_valid_loss": round(min(history.epoch_valid), 3) if history.epoch_valid else None,
         "test_nll": round(nll, 3),
@@ -157,9 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         "eval_seconds": round(time.perf_counter() - t0, 1),
         "torch_threads": torch.get_num_threads(),
     }
-    print(json.dumps(result, indent=1))
-    if args.out is not None:
-        atomic_write(Path(args.out) / "result.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
+    save(result, args.out)
     return result
 
 
