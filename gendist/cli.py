@@ -104,10 +104,12 @@ class _Flat(nn.Module):
         d = self.model(c)
         return dist.TransformedDistribution(d, [ReshapeTransform(d.event_shape, (d.event_shape.numel(),))])
 
+
+class _FlatWithLoss(_Flat):
+    r"""A :class:`_Flat` image model with its own training loss (a VQ-VAE's), of flat rows."""
+
     def loss(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        r"""The image model's own training loss (a VQ-VAE's), of flat rows ``x``."""
-        shape = self.model.shape
-        return self.model.loss(x.reshape(x.shape[:-1] + shape), c)
+        return self.model.loss(x.reshape(x.shape[:-1] + self.model.shape), c)
 
 
 def _is_autoregressive(run: dict) -> bool:
@@ -130,7 +132,9 @@ def build_model(run: dict) -> nn.Module:
         return FlowModule([*recipe.transforms, Standardize(D)], features=D, base=recipe.base)
     if not run.get("levels"):  # a continuous autoregressive density under the data's standardization
         return FlowModule([Standardize(D)], features=D, base=recipe)
-    return _Flat(recipe) if len(recipe.shape) > 1 else recipe
+    if len(recipe.shape) == 1:
+        return recipe
+    return _FlatWithLoss(recipe) if callable(getattr(recipe, "loss", None)) else _Flat(recipe)
 
 
 def _family(args: argparse.Namespace, levels: int | None):  # noqa: ANN202
@@ -178,6 +182,10 @@ def _latent_config(args: argparse.Namespace, data: dict) -> dict:
     if args.latent < 1 or args.k < 1 or args.particles < 1:
         raise UsageError(f"--latent, --k and --particles must be >= 1, got {args.latent}, {args.k}, {args.particles}")
     kwargs = {"family": family, "hidden": tuple(args.hidden), "particles": args.particles, "chunk": 500}
+    if args.model in ("vae", "iwae"):
+        kwargs.update(prior=args.prior, encoder=args.encoder, components=args.prior_components)
+    elif (args.prior, args.encoder) != ("normal", "diag"):
+        raise UsageError(f"--prior and --encoder apply to vae and iwae, not {args.model}")
     if args.model == "hvae":
         kwargs["latents"] = (args.latent, max(1, args.latent // 2))
     else:
@@ -462,6 +470,10 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--components", type=int, default=5, help="mixture components (autoregressive families)")
     f.add_argument("--orders", type=int, default=1, help="made: orders sharing the weights, averaged as an ensemble")
     f.add_argument("--latent", type=int, default=16, help="latent dimension (vae, iwae, hvae: the lower layer)")
+    f.add_argument("--prior", default="normal", choices=["normal", "mixture", "flow", "vamp"],
+                   help="vae, iwae: the prior over the latent (mixture and vamp take --prior-components)")
+    f.add_argument("--prior-components", type=int, default=50, help="vae, iwae: mixture components or pseudo-inputs")
+    f.add_argument("--encoder", default="diag", choices=["diag", "full", "flow"], help="vae, iwae: the guide")
     f.add_argument("--codes", type=int, default=32, help="vqvae: codebook size (--latent: code dimension)")
     f.add_argument("--downsample", type=int, default=1, help="vqvae: stride-2 steps from the image to the code grid")
     f.add_argument("--k", type=int, default=50, help="iwae: importance samples of the training bound")

@@ -11,5 +11,7 @@ from gendist.latent.hierarchical import HierarchicalVAE
 from gendist.latent.nets import Decoder, GaussianEncoder
 from gendist.latent.priors import VampPrior
 from gendist.latent.vae import IWAE, VAE
+from gendist.latent.vqvae import VQVAE, CodeUsage, VQVAEDistribution
 
 __all__ = ["OBJECTIVES", "Decoder", "GaussianEncoder", "HierarchicalVAE", "IWAE", "LatentModel", "VAE", "VampPrior"]
+__all__ += ["CodeUsage", "VQVAE", "VQVAEDistribution"]
