@@ -299,6 +299,7 @@ def test_beta_vae_and_iwae_losses():
 
 def test_values_outside_the_support():
     vae = VAE(4, latent=2, hidden=(8,))  # Bernoulli decoder
+    vae.validate_args = True  # explicit: importing zuko (elsewhere in the suite) turns torch's default off
     x = _binary(3, 4)
     for bad in (2.0, 0.5, -1.0):
         xb = x.clone()
@@ -306,6 +307,11 @@ def test_values_outside_the_support():
         for fn in (lambda: vae.elbo(xb), lambda: vae.iwae(xb, 3), lambda: vae.loss(xb), lambda: vae().log_prob(xb)):
             with pytest.raises(ValueError, match="support"):
                 fn()
+    vae.validate_args = False  # without validation: the mathematical answer; the training objectives still refuse
+    lp = vae().log_prob(xb)
+    assert lp[1] == -math.inf and torch.isfinite(lp[[0, 2]]).all()
+    with pytest.raises(ValueError, match="support"):
+        vae.elbo(xb)
     cat = VAE(3, latent=2, hidden=(8,), family=Categorical(3))
     with pytest.raises(ValueError, match="support"):
         cat.elbo(torch.tensor([[0.0, 1.0, 3.0]]))

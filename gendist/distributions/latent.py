@@ -2,10 +2,12 @@ r"""The marginal of a latent-variable model, :math:`p(x) = \int p(x \mid z)\, p(
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pyro
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Size, Tensor
@@ -229,8 +231,10 @@ class LatentVariable(Honest, TorchDistribution):
         Z = z.shape[2:]
         lpz = self.prior.log_prob(z.reshape((k,) + batch + Z)).reshape(k, n)
         zc = None if c is None else c.expand((k,) + c.shape).reshape(k * n, -1)
-        px = self.likelihood(z.reshape((k * n,) + Z), zc)
-        lpx = px.log_prob(flat.expand((k,) + flat.shape).reshape((k * n,) + E)).reshape(k, n)
+        # validation off: an out-of-support value scores -inf, so the likelihood must not raise on it either
+        with contextlib.nullcontext() if self._validate_args else pyro.validation_enabled(False):
+            px = self.likelihood(z.reshape((k * n,) + Z), zc)
+            lpx = px.log_prob(flat.expand((k,) + flat.shape).reshape((k * n,) + E)).reshape(k, n)
         return (lpx + lpz - lq).reshape((k,) + batch)
 
     def log_prob(self, value: Tensor, k: int | None = None) -> Tensor:

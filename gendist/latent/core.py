@@ -59,6 +59,8 @@ class LatentModel(LazyDistribution):
         (torch.Size([4]), torch.Size([4]))
     """
 
+    validate_args: bool | None = None  # set it to make every marginal it builds validate (None: torch's default)
+
     def __init__(
         self,
         prior: LazyDistribution,
@@ -182,6 +184,7 @@ class LatentModel(LazyDistribution):
             self.particles,
             self.chunk,
             rsample,
+            validate_args=self.validate_args,
             dtype=self._dtype(),
         )
 
