@@ -297,4 +297,4 @@ def _reshape_batch(q: Distribution, batch: Size) -> Distribution:
     if isinstance(base, td.MultivariateNormal) and not dims:
         Z = base.loc.shape[-1:]
         return type(base)(base.loc.reshape(batch + Z), scale_tril=base.scale_tril.reshape(batch + Z + Z))
-    raise NotImplementedError
+    raise NotImplementedError(f"no reshaped view of a {type(base).__name__} guide: the KL is sampled instead")
