@@ -132,7 +132,12 @@ class LatentModel(LazyDistribution):
         return self.decoder(_join(z, self._latent_dims(), c))
 
     def _latent_dims(self) -> int:
-        return len(self.prior_distribution(self._dummy_context()).event_shape)
+        r"""The event dims of :math:`z`, read once: building a prior can cost a pass (a VampPrior's encoder)."""
+        dims = getattr(self, "_zdims", None)
+        if dims is None:
+            with torch.no_grad():
+                dims = self._zdims = len(self.prior_distribution(self._dummy_context()).event_shape)
+        return dims
 
     def _dummy_context(self) -> Tensor | None:
         return torch.zeros(self.context, dtype=self._dtype(), device=self._device()) if self.context else None
@@ -220,10 +225,10 @@ class LatentModel(LazyDistribution):
 
     @staticmethod
     def _validated(d: LatentVariable, x: Tensor) -> Tensor:
-        support = d.support
-        if x.dtype.is_floating_point and not bool(support.check(x).all()):
+        inside = d.support.check(x) if x.dtype.is_floating_point else None
+        if inside is not None and not bool(inside.all()):
             raise ValueError(
-                f"`x` has {int((~support.check(x)).sum())} values outside the decoder's support {d._support} "
+                f"`x` has {int((~inside).sum())} values outside the decoder's support {d._support} "
                 f"(a Bernoulli decoder needs 0 or 1, a categorical one integers 0..K-1)"
             )
         return x
