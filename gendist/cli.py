@@ -25,7 +25,7 @@ __all__ = ["main"]
 MODELS = {"nsf": "NSF", "maf": "MAF", "iaf": "IAF", "realnvp": "RealNVP", "nice": "NICE"}
 AR_MODELS = {"made": "MADE", "nade": "NADE", "pixelcnn": "PixelCNN", "wavenet": "WaveNet", "transformer": "Transformer"}
 LATENT_MODELS = {"vae": "VAE", "iwae": "IWAE", "hvae": "HierarchicalVAE", "vqvae": "VQVAE"}
-ALL_MODELS = [*MODELS, *AR_MODELS, *LATENT_MODELS]
+ALL_MODELS = [*MODELS, *AR_MODELS, *LATENT_MODELS, "diffusion"]
 
 EXAMPLES = """examples:
   gendist fit --data moons --model nsf --out runs/moons
@@ -34,6 +34,7 @@ EXAMPLES = """examples:
   gendist fit --data mnist --model pixelcnn --layers 6 --channels 32 --out runs/mnist-pixelcnn
   gendist fit --data digits --model vae --latent 16 --out runs/digits-vae   # NLL: importance-sampled estimate
   gendist fit --data digits --model vqvae --codes 32 --out runs/digits-vqvae   # NLL: a lower bound
+  gendist fit --data moons --model diffusion --weighting likelihood --importance --out runs/moons-diffusion
   gendist fit --data table.csv --columns a,b,c --model maf --out runs/table
   gendist fit --data moons --out runs/moons --resume      # continue a killed run exactly
   gendist sample runs/moons -n 1000 -o samples.npy
@@ -120,6 +121,10 @@ def _is_latent(run: dict) -> bool:
     return run["model"].get("class") in LATENT_MODELS.values()
 
 
+def _is_diffusion(run: dict) -> bool:
+    return run["model"].get("class") == "Diffusion"
+
+
 def build_model(run: dict) -> nn.Module:
     r"""The model of a run: the recipe of its config, with its standardization layer (continuous data)
     or as a model of flat rows (images)."""
@@ -128,9 +133,9 @@ def build_model(run: dict) -> nn.Module:
 
     recipe = from_config(run["model"])
     D = run["features"]
-    if not (_is_autoregressive(run) or _is_latent(run)):
+    if not (_is_autoregressive(run) or _is_latent(run) or _is_diffusion(run)):
         return FlowModule([*recipe.transforms, Standardize(D)], features=D, base=recipe.base)
-    if not run.get("levels"):  # a continuous autoregressive density under the data's standardization
+    if not run.get("levels") or _is_diffusion(run):  # a continuous density under the data's standardization
         return FlowModule([Standardize(D)], features=D, base=recipe)
     if len(recipe.shape) == 1:
         return recipe
@@ -223,10 +228,24 @@ def _latent_objective(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Te
     return m.base.loss(y) + t.log_abs_det_jacobian(y, x).mean()
 
 
+def _diffusion_config(args: argparse.Namespace, data: dict) -> dict:
+    from gendist.config import config
+    from gendist.diffusion import Diffusion
+
+    if args.sampler_steps < 1:
+        raise UsageError(f"--sampler-steps must be >= 1, got {args.sampler_steps}")
+    model = Diffusion(data["train"].shape[-1], sde=args.sde, parametrization=args.parametrization,
+                      hidden=tuple(args.hidden), weighting=args.weighting, importance=args.importance,
+                      sampler=args.sampler, steps=args.sampler_steps)
+    return config(model)
+
+
 def _recipe_config(args: argparse.Namespace, data: dict) -> dict:
     from gendist import flows
     from gendist.config import config
 
+    if args.model == "diffusion":
+        return _diffusion_config(args, data)
     if args.model in AR_MODELS:
         return _ar_config(args, data)
     if args.model in LATENT_MODELS:
@@ -298,8 +317,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     run = {"model": model_cfg, "features": D, "data": args.data, "columns": data["names"],
            "levels": levels, "image_shape": data["image_shape"], "seed": args.seed}
     model = build_model(run).to(device)
-    latent = _is_latent(run)
-    if (_is_autoregressive(run) or latent) and levels:
+    latent = _is_latent(run) or _is_diffusion(run)  # trained on their own loss
+    after_step = getattr(model.base, "after_step", None) if _is_diffusion(run) else None
+    if (_is_autoregressive(run) or _is_latent(run)) and levels:
         levels = None  # a discrete model: NLL of the integers (exact, or estimated for latent models), no dequantizing
         discrete = True
     else:
@@ -309,8 +329,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
             fitted = Standardize.from_data(dequantize(train)).to(device)
         model.transforms[-1].load_state_dict(fitted.state_dict())
 
+    def noisy(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return dequantize(x) if m.training else x  # validation data is dequantized once, with fixed noise
+
     def objective(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        return -m().log_prob(dequantize(batch[0])).mean()
+        return -m().log_prob(noisy(m, batch[0])).mean()
+
+    def diffusion_objective(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return _latent_objective(m, (noisy(m, batch[0]),))
 
     g = torch.Generator().manual_seed(args.seed + 1)
     fixed_noise = (lambda x: x + torch.rand(x.shape, generator=g).to(x)) if levels else (lambda x: x)
@@ -318,11 +344,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    chosen = _latent_objective if latent else objective if levels else nll_objective
+    chosen = (diffusion_objective if _is_diffusion(run) else _latent_objective if latent
+              else objective if levels else nll_objective)
     history = fit(model, train, valid=valid, objective=chosen, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, schedule="cosine", clip_grad=10.0, seed=args.seed,
                   patience=args.patience, checkpoint_dir=out / "train", checkpoint_every=args.checkpoint_every,
-                  resume=args.resume, progress=not args.quiet)
+                  resume=args.resume, progress=not args.quiet,
+                  callback=(lambda step, loss: after_step()) if after_step is not None else None)
     seconds = time.perf_counter() - start
 
     model.eval()
@@ -340,7 +368,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
                "data": {"name": args.data, "features": D, "levels": levels,
                         "sizes": {k: len(data[k]) for k in ("train", "valid", "test")}},
                "model": model_cfg, "history": {"step_loss": history.step_loss, "epoch_valid": history.epoch_valid}}
-    kind = "bound" if model_cfg["class"] == "VQVAE" else "estimate" if latent else "exact"
+    kind = "bound" if model_cfg["class"] == "VQVAE" else "estimate" if _is_latent(run) else "exact"
+    if _is_diffusion(run):
+        kind = model.base().log_prob_kind
     metrics["log_prob_kind"] = kind
     if data["entropy"] is not None:
         metrics["entropy"] = data["entropy"]
@@ -352,6 +382,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     line = f"test NLL {scores['test_nll']:.4f} nats"
     if kind == "bound":
         line += " (a lower bound: log p(x | codes) + log p(codes) at the encoder's codes)"
+    elif _is_diffusion(run):
+        line += f" (probability-flow ODE, {'Hutchinson estimate' if kind == 'estimate' else 'exact divergence'})"
     elif latent:
         line += f" (importance-sampled estimate, {args.particles} particles: a bound in expectation)"
     if levels or discrete:
@@ -479,6 +511,15 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--k", type=int, default=50, help="iwae: importance samples of the training bound")
     f.add_argument("--particles", type=int, default=1000,
                    help="latent models: importance samples of the reported log-likelihood estimate")
+    f.add_argument("--sde", default="vp", choices=["vp", "subvp", "ve", "ddpm"], help="diffusion: the process")
+    f.add_argument("--parametrization", default="eps", choices=["eps", "x0", "v", "edm", "score"],
+                   help="diffusion: what the network predicts")
+    f.add_argument("--weighting", default="simple", choices=["simple", "likelihood", "min_snr", "edm"],
+                   help="diffusion: the loss weighting over time")
+    f.add_argument("--importance", action="store_true", help="diffusion: importance-sample the training times")
+    f.add_argument("--sampler", default="rk45", help="diffusion: the sampler of `gendist sample` (default rk45, "
+                   "the ODE the likelihood solves; dpmpp_2m, ddim, heun, euler, ddpm, euler_maruyama, pc)")
+    f.add_argument("--sampler-steps", type=int, default=50, help="diffusion: the sampler's steps")
     f.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     f.add_argument("--checkpoint-every", type=int, default=200, help="checkpoint period in steps")
     f.add_argument("--device", default="cpu")

@@ -119,15 +119,15 @@ def config(model: nn.Module) -> dict[str, Any]:
 
 def from_config(cfg: dict[str, Any]) -> nn.Module:
     r"""Build a fresh model from :func:`config`'s output (load its ``state_dict`` next)."""
-    from gendist import autoregressive, flows, latent
+    from gendist import autoregressive, diffusion, flows, latent
 
     name = cfg.get("class") if isinstance(cfg, dict) else None
     cls = None
     if isinstance(name, str):
-        cls = getattr(flows, name, None) or getattr(autoregressive, name, None) or getattr(latent, name, None)
+        cls = next((getattr(m, name) for m in (flows, autoregressive, latent, diffusion) if hasattr(m, name)), None)
     if cls is None or not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise ValueError(
-            f"unknown model class {name!r} in config; expected a recipe of gendist.flows, gendist.autoregressive "
-            "or gendist.latent"
+            f"unknown model class {name!r} in config; expected a recipe of gendist.flows, gendist.autoregressive, "
+            "gendist.latent or gendist.diffusion"
         )
     return cls(**{k: _decode(v) for k, v in cfg.get("args", {}).items()})

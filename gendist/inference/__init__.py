@@ -1,5 +1,9 @@
 r"""Training: objectives and one loop, :func:`fit`, shared by every family with an objective."""
 
+from gendist.inference.ema import EMA
 from gendist.inference.fit import History, fit, load_checkpoint, nll_objective
+from gendist.inference.score_matching import WEIGHTINGS, TimeSampler, dsm_loss, weight
 
-__all__ = ["History", "fit", "load_checkpoint", "nll_objective"]
+__all__ = [
+    "EMA", "History", "TimeSampler", "WEIGHTINGS", "dsm_loss", "fit", "load_checkpoint", "nll_objective", "weight",
+]

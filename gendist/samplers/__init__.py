@@ -1,0 +1,33 @@
+r"""Samplers: ODE integrators and diffusion samplers (reverse SDE, PC, PF-ODE, DDPM, DDIM, DPM-Solver++)."""
+
+from gendist.samplers.diffusion import (
+    SAMPLERS,
+    sample,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpmpp_2m,
+    sample_euler,
+    sample_euler_maruyama,
+    sample_heun,
+    sample_pc,
+    sample_rk45,
+)
+from gendist.samplers.ode import METHODS, ODEError, ODEStats, State, odeint
+
+__all__ = [
+    "METHODS",
+    "ODEError",
+    "ODEStats",
+    "SAMPLERS",
+    "State",
+    "odeint",
+    "sample",
+    "sample_ddim",
+    "sample_ddpm",
+    "sample_dpmpp_2m",
+    "sample_euler",
+    "sample_euler_maruyama",
+    "sample_heun",
+    "sample_pc",
+    "sample_rk45",
+]
