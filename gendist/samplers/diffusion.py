@@ -6,13 +6,18 @@ a 0-dim tensor of ``x``'s dtype and device), from which the score is
 :math:`\nabla \log p_t(x) \approx (\alpha_t \hat x_0 - x) / \sigma_t^2`. ``x`` is the state at ``ts[0]``
 (usually a draw from :meth:`~gendist.diffusion.sde.SDE.prior`) and ``ts`` a decreasing grid from
 :func:`~gendist.diffusion.sde.timesteps`; the result is the state at ``ts[-1]``. When ``ts[-1] == 0`` the
-model is never evaluated at 0: the last step returns the denoised estimate at ``ts[-2]``.
+model is never evaluated at 0: the last step returns the denoised estimate at ``ts[-2]`` (for ``rk45``, at the
+end of its solve).
 
 With the linear SDE's kernel :math:`\mathcal{N}(\alpha_t x_0, \sigma_t^2 I)`, the probability-flow ODE is
 
 .. math:: \frac{dx}{dt} = f(t)\, x - \frac12 g(t)^2 \nabla \log p_t(x)
 
 and the reverse SDE doubles the score term and adds :math:`g(t)\, d\bar w`.
+
+Network evaluations (NFE) per step: one for ``euler_maruyama``, ``euler``, ``ddpm``, ``ddim`` and ``dpmpp_2m``;
+``corrector_steps + 1`` for ``pc``; two for ``heun`` (one on a last step to 0); ``rk45`` is adaptive (six per
+accepted step). Every sampler is differentiable with respect to ``x`` and the model's parameters.
 """
 
 from __future__ import annotations
@@ -47,14 +52,15 @@ Callback = Callable[[dict[str, Any]], None]
 # helpers ------------------------------------------------------------------------------------------
 def _grid(sde: SDE, x: Tensor, ts: Tensor, name: str) -> Tensor:
     r"""``ts`` on ``x``'s dtype and device, or a ``ValueError`` naming it."""
-    ts = torch.as_tensor(ts).to(dtype=x.dtype, device=x.device) if x.is_floating_point() else torch.as_tensor(ts)
-    if not x.is_floating_point():
-        raise ValueError(f"{name}: `x` must be a floating tensor, got {x.dtype}")
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise ValueError(f"{name}: `x` must be a floating tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    ts = torch.as_tensor(ts).to(dtype=x.dtype, device=x.device)
     if ts.dim() != 1 or ts.numel() < 2:
         raise ValueError(f"{name}: `ts` must be a 1-D grid of at least 2 times (one step), got shape {tuple(ts.shape)}")
     sde.check_time(ts, "ts")
     if not bool((ts[1:] < ts[:-1]).all()):
-        raise ValueError(f"{name}: `ts` must be strictly decreasing (from noise to data), got {ts.tolist()}")
+        shown = ", ".join(f"{v:g}" for v in ts[:8].tolist()) + (", ..." if ts.numel() > 8 else "")
+        raise ValueError(f"{name}: `ts` must be strictly decreasing (from noise to data), got [{shown}]")
     return ts
 
 

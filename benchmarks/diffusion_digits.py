@@ -1,0 +1,131 @@
+r"""A diffusion model of the 8x8 digits: bits/dim by the probability-flow ODE, samples, and a classifier test.
+
+anchors.md protocol: the 1200/297/300 split of ``gendist.data.load_digits``, uniform dequantization
+(bin width 1) and bits/dim averaged over 10 dequantization draws. The model sees
+:math:`y = 2 (x + u) / 17 - 1 \in [-1, 1)^{64}` (scale :math:`s = 2/17`, handled by
+:func:`gendist.metrics.bits_per_dim`); its test NLL is the probability-flow likelihood with the exact
+divergence (64 backward passes per evaluation, batched). Samples from DPM-Solver++(2M) at 20 and 100
+network evaluations are mapped back to integers (floor, clip to 0..16) and told apart from the 300 test
+images by a classifier two-sample test (accuracy: 0.5 is indistinguishable); the same test of a
+full-covariance Gaussian and of two halves of the real data give the scale.
+
+Run (about 15 minutes on one CPU thread; results in benchmarks/README_diffusion.md):
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/diffusion_digits.py --out runs/diffusion-digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from gendist.data import load_digits
+from gendist.diffusion import Diffusion
+from gendist.metrics import bits_per_dim, classifier_two_sample_test
+
+LEVELS, SCALE = 17, 2 / 17
+
+
+def to_model(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    return (x + u) * SCALE - 1
+
+
+def to_images(y: torch.Tensor) -> torch.Tensor:
+    return ((y + 1) / SCALE).floor().clamp(0, LEVELS - 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=20_000, help="training steps")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--hidden", type=lambda s: tuple(map(int, s.split(","))), default=(512, 512, 512))
+    p.add_argument("--sde", default="vp")
+    p.add_argument("--parametrization", default="eps")
+    p.add_argument("--weighting", default="simple")
+    p.add_argument("--draws", type=int, default=10, help="dequantization draws of the test NLL")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="runs/diffusion-digits")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train, valid, test = (load_digits(s) for s in ("train", "valid", "test"))
+    sigma_data = float(to_model(train, torch.rand_like(train)).std())
+    model = Diffusion(64, sde=args.sde, parametrization=args.parametrization, sigma_data=sigma_data,
+                      hidden=args.hidden, weighting=args.weighting, ema=0.999)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
+    start = time.perf_counter()
+    for step in range(args.steps):
+        x = train[torch.randint(len(train), (args.batch,))]
+        loss = model.loss(to_model(x, torch.rand_like(x)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.after_step()
+        schedule.step()
+        if step % 2000 == 0:
+            print(f"step {step} loss {loss.item():.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    seconds = time.perf_counter() - start
+    model.eval()
+    torch.save(model.state_dict(), out / "model.pt")
+
+    g = torch.Generator().manual_seed(1)
+    result: dict = {"train_seconds": round(seconds, 1), "args": vars(args)}
+    start = time.perf_counter()
+    with torch.no_grad():
+        for split, x in (("valid", valid), ("test", test)):
+            nll = [float(-model().log_prob(to_model(x, torch.rand(x.shape, generator=g))).mean())
+                   for _ in range(args.draws)]
+            result[f"{split}_nll"] = sum(nll) / len(nll)
+            result[f"{split}_bits_per_dim"] = bits_per_dim(result[f"{split}_nll"], 64, scale=SCALE)
+            print(f"{split}: {result[f'{split}_bits_per_dim']:.4f} bits/dim", flush=True)
+    result["score_seconds"] = round(time.perf_counter() - start, 1)
+
+    gen = torch.Generator().manual_seed(2)
+    c2st = {"real halves": classifier_two_sample_test(test, test, floor=True, generator=gen).floor}
+    mu, cov = train.mean(0), torch.cov((train + torch.rand_like(train)).T)
+    gauss = torch.distributions.MultivariateNormal(mu + 0.5, cov).sample((1000,)).floor().clamp(0, 16)
+    c2st["full-covariance Gaussian"] = classifier_two_sample_test(test, gauss, generator=gen).statistic
+    grids = {}
+    with torch.no_grad():
+        for nfe in (20, 100):
+            torch.manual_seed(3)
+            s = to_images(model(sampler="dpmpp_2m", steps=nfe, spacing="logsnr").sample((1000,)))
+            c2st[f"dpmpp_2m, {nfe} NFE"] = classifier_two_sample_test(test, s, generator=gen).statistic
+            grids[nfe] = s[:100]
+    result["c2st_accuracy"] = c2st
+    for k, v in c2st.items():
+        print(f"C2ST {k}: {v:.3f}")
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(12, 4.3))
+        for ax, (title, imgs) in zip(axes, [("test images", test[:100]), *[(f"DPM-Solver++ {k} NFE", v)
+                                                                         for k, v in grids.items()]]):
+            n = int(math.sqrt(len(imgs)))
+            grid = imgs[: n * n].reshape(n, n, 8, 8).permute(0, 2, 1, 3).reshape(8 * n, 8 * n)
+            ax.imshow(grid, cmap="gray_r", vmin=0, vmax=16)
+            ax.set_title(title)
+            ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(out / "samples.png", dpi=80)
+    except ImportError:
+        pass
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
