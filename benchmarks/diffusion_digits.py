@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train, valid, test = (load_digits(s) for s in ("train", "valid", "test"))
+    train, test = load_digits("train"), load_digits("test")
     sigma_data = float(to_model(train, torch.rand_like(train)).std())
     model = Diffusion(64, sde=args.sde, parametrization=args.parametrization, sigma_data=sigma_data,
                       hidden=args.hidden, weighting=args.weighting, ema=0.999)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     result: dict = {"train_seconds": round(seconds, 1), "args": vars(args)}
     start = time.perf_counter()
     with torch.no_grad():
-        for split, x in (("valid", valid), ("test", test)):
+        for split, x in (("test", test),):
             nll = [float(-model().log_prob(to_model(x, torch.rand(x.shape, generator=g))).mean())
                    for _ in range(args.draws)]
             result[f"{split}_nll"] = sum(nll) / len(nll)

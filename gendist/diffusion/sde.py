@@ -166,7 +166,8 @@ class VP(SDE):
     :math:`g^2 = \beta(t)`.
 
     ``schedule="linear"``: :math:`\beta(t) = \beta_{\min} + t (\beta_{\max} - \beta_{\min})` (DDPM's
-    continuous limit; :math:`\beta_{\max}` is reached at :math:`t = 1` whatever ``T``); ``"cosine"``: :math:`\alpha_t^2 = \cos^2(\frac{\pi}{2} \frac{t + s}{1 + s}) /
+    continuous limit; :math:`\beta_{\max}` is reached at :math:`t = 1` whatever ``T``);
+    ``"cosine"``: :math:`\alpha_t^2 = \cos^2(\frac{\pi}{2} \frac{t + s}{1 + s}) /
     \cos^2(\frac{\pi}{2} \frac{s}{1 + s})` with :math:`s = 0.008` (Nichol & Dhariwal, 2021), whose
     default end time :math:`T = 0.9946` keeps :math:`\lambda_T` finite (as DPM-Solver does).
 

@@ -80,7 +80,7 @@ class DiffusedMixture:
         a, s = a.reshape(a.shape + (1, 1)), s.reshape(s.shape + (1, 1))
         eye = torch.eye(self.dim, dtype=x.dtype, device=x.device)
         cov = (a[..., None] ** 2) * self.covs.to(x) + (s[..., None] ** 2) * eye
-        comp = MultivariateNormal(a * self.means.to(x), cov)
+        comp = MultivariateNormal(a * self.means.to(x), cov, validate_args=False)
         diff = x.unsqueeze(-2) - a * self.means.to(x)  # (..., K, d)
         logr = comp.log_prob(x.unsqueeze(-2)) + self.weights.to(x).log()
         r = torch.softmax(logr, -1)
