@@ -58,7 +58,8 @@ class Diffusion(Recorded, LazyDistribution):
             in eval mode (None: no average). ``fit`` updates it after every step; a hand-written loop
             calls :meth:`after_step`.
         sampler, steps, spacing: how the distribution samples (see :data:`gendist.samplers.SAMPLERS`).
-        divergence, exact_dim, probes, probe, rtol, atol: how its ``log_prob`` integrates.
+        divergence, exact_dim, probes, probe, rtol, atol, method, ode_steps: how its ``log_prob`` integrates
+            (see :class:`~gendist.distributions.diffusion.DiffusionDistribution`).
 
     Example:
         >>> model = Diffusion(2, hidden=(16,), sampler="dpmpp_2m", steps=5)
@@ -98,6 +99,8 @@ class Diffusion(Recorded, LazyDistribution):
         probe: str = "rademacher",
         rtol: float = 1e-5,
         atol: float = 1e-5,
+        method: str = "dopri5",
+        ode_steps: int | None = None,
     ) -> None:
         super().__init__()
         self.shape = Size([shape] if isinstance(shape, int) else shape)
@@ -115,6 +118,7 @@ class Diffusion(Recorded, LazyDistribution):
         self.options = {
             "sampler": sampler, "steps": steps, "spacing": spacing, "divergence": divergence,
             "exact_dim": exact_dim, "probes": probes, "probe": probe, "rtol": rtol, "atol": atol,
+            "method": method, "ode_steps": ode_steps,
         }
         DiffusionDistribution(self.denoiser, self.sde, self.shape, **self.options)  # checks the options now
 

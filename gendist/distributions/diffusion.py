@@ -47,6 +47,9 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
         exact_dim: the largest event size with the exact divergence under ``"auto"``.
         probes, probe: Hutchinson's probe count and kind (``"rademacher"`` or ``"gaussian"``).
         rtol, atol: the ODE tolerances of ``log_prob`` and of the ``"rk45"`` sampler.
+        method, ode_steps: the solver of ``log_prob``: adaptive ``"dopri5"`` (the steps are shared by a
+            batch, so a point's value moves within the tolerance with the rest of its batch), or a fixed-step
+            ``"euler"``, ``"heun"`` or ``"rk4"`` with ``ode_steps`` steps (the same value in any batch).
     """
 
     arg_constraints: dict[str, constraints.Constraint] = {}
@@ -70,6 +73,8 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
         probe: str = "rademacher",
         rtol: float = 1e-5,
         atol: float = 1e-5,
+        method: str = "dopri5",
+        ode_steps: int | None = None,
         dtype: torch.dtype | None = None,
         validate_args: bool | None = None,
     ) -> None:
@@ -88,12 +93,20 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
             )
         if probe not in PROBES:
             raise ValueError(f"DiffusionDistribution: `probe` must be one of {PROBES}, got {probe!r}")
+        from gendist.samplers.ode import METHODS
+
+        if method not in METHODS or (method == "dopri5") != (ode_steps is None):
+            raise ValueError(
+                f"DiffusionDistribution: `method` must be one of {METHODS}, with `ode_steps` for the fixed-step "
+                f"ones and without it for 'dopri5'; got method={method!r}, ode_steps={ode_steps!r}"
+            )
         if not (rtol > 0 and atol > 0):
             raise ValueError(f"DiffusionDistribution: `rtol` and `atol` must be positive, got {rtol}, {atol}")
         self.denoiser, self.sde, self.context, self.prior = denoiser, sde, context, prior
         self.sampler, self.steps, self.spacing = sampler, steps, spacing
         self.sampler_options = dict(sampler_options or {})
         self.probes, self.probe, self.rtol, self.atol = probes, probe, rtol, atol
+        self.method, self.ode_steps = method, ode_steps
         self.hutchinson = divergence == "hutchinson" or (divergence == "auto" and event_shape.numel() > exact_dim)
         self.divergence, self.exact_dim = divergence, exact_dim
         self.dtype = dtype or (context.dtype if context is not None else torch.get_default_dtype())
@@ -107,7 +120,7 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
     def _options(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (
             "prior", "sampler", "steps", "spacing", "sampler_options", "divergence", "exact_dim", "probes",
-            "probe", "rtol", "atol", "dtype")}
+            "probe", "rtol", "atol", "method", "ode_steps", "dtype")}
 
     def expand(self, batch_shape: Size, _instance: Any = None) -> DiffusionDistribution:
         batch_shape = Size(batch_shape)
@@ -152,7 +165,7 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
         lp, _ = probability_flow_log_prob(
             self._model(shape), self.sde, value, event_dim=len(self.event_shape), prior=self.prior,
             hutchinson=self.hutchinson, probes=self.probes, probe=self.probe, rtol=self.rtol, atol=self.atol,
-            generator=generator,
+            method=self.method, steps=self.ode_steps, generator=generator,
         )
         return lp
 
