@@ -21,7 +21,7 @@ install: $(BIN)/.installed
 
 test: install
 	$(BIN)/ruff check gendist tests benchmarks examples docs
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # the main job on the bundled digits: about 1.5 minutes on 2 CPU cores; the run folder
 # runs/demo is replaced on each `make demo` (--force), never anything else

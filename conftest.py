@@ -19,6 +19,9 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: one thread each
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _doctest_namespace(doctest_namespace):

@@ -236,7 +236,7 @@ def _diffusion_config(args: argparse.Namespace, data: dict) -> dict:
         raise UsageError(f"--sampler-steps must be >= 1, got {args.sampler_steps}")
     model = Diffusion(data["train"].shape[-1], sde=args.sde, parametrization=args.parametrization,
                       hidden=tuple(args.hidden), weighting=args.weighting, importance=args.importance,
-                      sampler=args.sampler, steps=args.sampler_steps)
+                      sampler=args.sampler, steps=args.sampler_steps, t_min=args.t_min)
     return config(model)
 
 
@@ -517,6 +517,9 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--weighting", default="simple", choices=["simple", "likelihood", "min_snr", "edm"],
                    help="diffusion: the loss weighting over time")
     f.add_argument("--importance", action="store_true", help="diffusion: importance-sample the training times")
+    f.add_argument("--t-min", type=float, default=None,
+                   help="diffusion: the smallest time, whose noise level the model's density has (default 1e-3; "
+                   "on dequantized data, a noise of a fraction of a bin: see docs/diffusion.md)")
     f.add_argument("--sampler", default="rk45", help="diffusion: the sampler of `gendist sample` (default rk45, "
                    "the ODE the likelihood solves; dpmpp_2m, ddim, heun, euler, ddpm, euler_maruyama, pc)")
     f.add_argument("--sampler-steps", type=int, default=50, help="diffusion: the sampler's steps")

@@ -31,7 +31,8 @@ def test_diffusion_on_a_table(tmp_path):
 
 
 def test_diffusion_bad_options(capsys, tmp_path):
-    code = main(["fit", "--data", "moons", "--model", "diffusion", "--sampler-steps", "0", "--out", str(tmp_path / "r")])
+    out = str(tmp_path / "r")
+    code = main(["fit", "--data", "moons", "--model", "diffusion", "--sampler-steps", "0", "--out", out])
     assert code == 2 and "--sampler-steps" in capsys.readouterr().err
-    code = main(["fit", "--data", "moons", "--model", "diffusion", "--sampler", "magic", "--out", str(tmp_path / "r")])
+    code = main(["fit", "--data", "moons", "--model", "diffusion", "--sampler", "magic", "--out", out])
     assert code == 2 and "sampler" in capsys.readouterr().err

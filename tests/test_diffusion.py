@@ -60,11 +60,11 @@ def test_marginal_matches_simulation(name):
     """The perturbation kernel N(alpha x0, sigma^2) matches an Euler-Maruyama simulation of the forward SDE."""
     sde = SDES[name]()
     g = torch.Generator().manual_seed(0)
-    n, t1 = 20000, 0.6 * sde.T
+    n, t1 = 8000, 0.6 * sde.T
     x0 = torch.tensor([1.5, -0.7])
     zero = torch.tensor(0.0)  # the process at 0 (VE starts with sigma_min noise)
     x = sde.alpha(zero) * x0 + sde.sigma(zero) * torch.randn(n, 2, generator=g)
-    steps = 600
+    steps = 300
     dt = t1 / steps
     for i in range(steps):
         t = torch.tensor(i * dt)
@@ -203,7 +203,7 @@ def test_hutchinson_is_unbiased_within_its_error(probe):
     draws = torch.stack([
         probability_flow_log_prob(gm.denoiser, sde, x, event_dim=1, prior=gm.marginal(sde.T), hutchinson=True,
                                   probe=probe, probes=4, generator=g, rtol=1e-6, atol=1e-6)[0]
-        for _ in range(12)
+        for _ in range(8)
     ])
     mean, se = draws.mean(0), draws.std(0) / math.sqrt(len(draws))
     assert ((mean - exact).abs() < 4 * se + 2e-3).all()
