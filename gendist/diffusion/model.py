@@ -144,9 +144,9 @@ class Diffusion(Recorded, LazyDistribution):
     def forward(self, c: Tensor | None = None, **options) -> DiffusionDistribution:
         r"""The distribution :math:`p(x \mid c)`; keyword ``options`` override the sampler and likelihood settings."""
         self._check_context(c, "forward")
-        dtype = next(self.parameters()).dtype
+        p = next(self.parameters())
         return DiffusionDistribution(self.active(), self.sde, self.shape, c, **{**self.options, **options},
-                                     dtype=dtype)
+                                     dtype=p.dtype, device=p.device)
 
     def loss(self, x: Tensor, c: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         r"""The mean weighted denoising score-matching loss of a batch (see :func:`~gendist.inference.dsm_loss`)."""

@@ -47,6 +47,8 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
         exact_dim: the largest event size with the exact divergence under ``"auto"``.
         probes, probe: Hutchinson's probe count and kind (``"rademacher"`` or ``"gaussian"``).
         rtol, atol: the ODE tolerances of ``log_prob`` and of the ``"rk45"`` sampler.
+        dtype, device: where and in what precision ``sample`` draws (default: the context's, else the
+            default dtype on the CPU).
         method, ode_steps: the solver of ``log_prob``: adaptive ``"dopri5"`` (the steps are shared by a
             batch, so a point's value moves within the tolerance with the rest of its batch), or a fixed-step
             ``"euler"``, ``"heun"`` or ``"rk4"`` with ``ode_steps`` steps (the same value in any batch).
@@ -76,6 +78,7 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
         method: str = "dopri5",
         ode_steps: int | None = None,
         dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
         validate_args: bool | None = None,
     ) -> None:
         from gendist.samplers import SAMPLERS
@@ -110,6 +113,8 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
         self.hutchinson = divergence == "hutchinson" or (divergence == "auto" and event_shape.numel() > exact_dim)
         self.divergence, self.exact_dim = divergence, exact_dim
         self.dtype = dtype or (context.dtype if context is not None else torch.get_default_dtype())
+        self.device = torch.device(device) if device is not None else (
+            context.device if context is not None else torch.device("cpu"))
         batch_shape = context.shape[:-1] if context is not None else Size()
         super().__init__(batch_shape, event_shape, validate_args=validate_args)
 
@@ -120,7 +125,7 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
     def _options(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (
             "prior", "sampler", "steps", "spacing", "sampler_options", "divergence", "exact_dim", "probes",
-            "probe", "rtol", "atol", "method", "ode_steps", "dtype")}
+            "probe", "rtol", "atol", "method", "ode_steps", "dtype", "device")}
 
     def expand(self, batch_shape: Size, _instance: Any = None) -> DiffusionDistribution:
         batch_shape = Size(batch_shape)
@@ -139,8 +144,7 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
     def _prior(self) -> Distribution:
         if self.prior is not None:
             return self.prior
-        device = self.context.device if self.context is not None else None
-        return self.sde.prior(tuple(self.event_shape), dtype=self.dtype, device=device)
+        return self.sde.prior(tuple(self.event_shape), dtype=self.dtype, device=self.device)
 
     def rsample(self, sample_shape: Size = Size()) -> Tensor:
         from gendist.samplers import SAMPLERS
