@@ -19,6 +19,7 @@ References:
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -51,7 +52,7 @@ class ReverseSDE(NamedTuple):
     diffusion: Callable[[Tensor], Tensor]
 
 
-class SDE:
+class SDE(abc.ABC):
     r"""A linear diffusion process on :math:`[0, T]` with kernel :math:`\mathcal{N}(\alpha_t x_0, \sigma_t^2 I)`.
 
     Subclasses define :meth:`log_alpha`, :meth:`sigma`, :meth:`f` and :meth:`g2`
@@ -71,19 +72,21 @@ class SDE:
         self.T, self.t_min = float(T), float(t_min)
 
     # the process -------------------------------------------------------------------
+    @abc.abstractmethod
     def log_alpha(self, t: Tensor) -> Tensor:
-        raise NotImplementedError
+        r""":math:`\log \alpha_t`, the log-scale of the kernel's mean."""
 
+    @abc.abstractmethod
     def sigma(self, t: Tensor) -> Tensor:
-        raise NotImplementedError
+        r""":math:`\sigma_t`, the kernel's standard deviation."""
 
+    @abc.abstractmethod
     def f(self, t: Tensor) -> Tensor:
         r"""The drift coefficient :math:`f(t) = d \log \alpha_t / dt`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def g2(self, t: Tensor) -> Tensor:
         r"""The squared diffusion coefficient :math:`g(t)^2 = d\sigma_t^2/dt - 2 f(t) \sigma_t^2`."""
-        raise NotImplementedError
 
     def alpha(self, t: Tensor) -> Tensor:
         return self.log_alpha(t).exp()
