@@ -318,7 +318,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
            "levels": levels, "image_shape": data["image_shape"], "seed": args.seed}
     model = build_model(run).to(device)
     latent = _is_latent(run) or _is_diffusion(run)  # trained on their own loss
-    after_step = getattr(model.base, "after_step", None) if _is_diffusion(run) else None
     if (_is_autoregressive(run) or _is_latent(run)) and levels:
         levels = None  # a discrete model: NLL of the integers (exact, or estimated for latent models), no dequantizing
         discrete = True
@@ -349,8 +348,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     history = fit(model, train, valid=valid, objective=chosen, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, schedule="cosine", clip_grad=10.0, seed=args.seed,
                   patience=args.patience, checkpoint_dir=out / "train", checkpoint_every=args.checkpoint_every,
-                  resume=args.resume, progress=not args.quiet,
-                  callback=(lambda step, loss: after_step()) if after_step is not None else None)
+                  resume=args.resume, progress=not args.quiet)
     seconds = time.perf_counter() - start
 
     model.eval()

@@ -346,3 +346,14 @@ def test_tweedie_denoiser_is_posterior_mean(w, m, s, t, name):
     ess = 1 / (wts**2).sum()  # the effective sample size of the weights
     tol = 6 * x0.std(0).max() / ess.sqrt() + 1e-3
     assert (mc - gm.denoiser(xt, torch.tensor(t))[0]).abs().max() < tol
+
+
+def test_fit_updates_the_average_of_a_wrapped_model():
+    """fit calls after_step() on every module that has it, so a Diffusion inside a FlowModule keeps its EMA."""
+    from gendist.flows import FlowModule, Standardize
+    from gendist.inference import fit
+
+    wrapped = FlowModule([Standardize(2)], features=2, base=Diffusion(2, hidden=(8,)))
+    fit(wrapped, torch.randn(64, 2), objective=lambda m, b: m.base.loss(b[0]), epochs=2, batch_size=32,
+        progress=False)
+    assert int(wrapped.base.ema.updates) == 4

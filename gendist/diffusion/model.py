@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-from torch import Size, Tensor
+from torch import Tensor
 
 from gendist._checks import check_integer
+from gendist.autoregressive.core import check_shape
 from gendist.config import Recorded
 from gendist.diffusion.denoiser import Denoiser
 from gendist.diffusion.nets import ScoreMLP
@@ -103,9 +104,7 @@ class Diffusion(Recorded, LazyDistribution):
         ode_steps: int | None = None,
     ) -> None:
         super().__init__()
-        self.shape = Size([shape] if isinstance(shape, int) else shape)
-        if not self.shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in self.shape):
-            raise ValueError(f"Diffusion: `shape` must be a positive integer or a tuple of them, got {shape!r}")
+        self.shape = check_shape([shape] if isinstance(shape, int) else shape, "Diffusion: `shape`")
         check_integer("Diffusion: `context`", context, low=0)
         self.context = context
         self.sde = _sde(sde, schedule=schedule, beta_min=beta_min, beta_max=beta_max, sigma_min=sigma_min,

@@ -333,11 +333,14 @@ class DDPM(SDE):
         slopes[1:-1] = (y[2:] - y[:-2]) * n / 2
         slopes[0], slopes[-1] = (y[1] - y[0]) * n, (y[-1] - y[-2]) * n
         self._log_alpha, self._slopes = y, slopes
+        self._tables: dict[torch.device, tuple[Tensor, Tensor]] = {}
 
     def _interp(self, t: Tensor) -> tuple[Tensor, Tensor]:
         r"""The cubic Hermite interpolant of :math:`\log\alpha` through the steps, and its derivative."""
         n = self.betas.numel()
-        y, m = self._log_alpha.to(device=t.device), self._slopes.to(device=t.device)
+        if t.device not in self._tables:  # copied to a device once, not on every call of a sampler's loop
+            self._tables[t.device] = (self._log_alpha.to(t.device), self._slopes.to(t.device))
+        y, m = self._tables[t.device]
         u = (t.double() * n).clamp(0, n)
         i = u.floor().long().clamp(max=n - 1)
         u = u - i

@@ -164,9 +164,9 @@ def fit(
         checkpoint_every: the checkpoint period in steps (None: only at the end).
         resume: continue from ``checkpoint_dir/last.pt`` exactly where it stopped.
         progress: show a progress bar with the loss and validation loss.
-        callback: called as ``callback(step, loss)`` after every step. A model with an
-            ``after_step()`` method has it called after every optimizer step (the moving
-            average of a diffusion model's weights).
+        callback: called as ``callback(step, loss)`` after every step. Every module of the
+            model with an ``after_step()`` method (the model itself or one inside it) has it
+            called after every optimizer step (the moving average of a diffusion model's weights).
 
     Returns:
         The :class:`History`: every step's loss, every epoch's validation loss.
@@ -192,8 +192,8 @@ def fit(
         ckpt.parent.mkdir(parents=True, exist_ok=True)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    after_step = getattr(model, "after_step", None)  # a model's own per-step update (a diffusion model's EMA)
-    after_step = after_step if callable(after_step) else None
+    # per-step updates of the model or of any module inside it (a diffusion model's EMA, also when wrapped)
+    hooks = [h for h in (getattr(m, "after_step", None) for m in model.modules()) if callable(h)]
     opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
     per_epoch = _steps_per_epoch(data, batch_size)
     total_steps = epochs * per_epoch
@@ -259,8 +259,8 @@ def fit(
                 if clip_grad is not None:
                     nn.utils.clip_grad_norm_(params, clip_grad)
                 opt.step()
-                if after_step is not None:
-                    after_step()
+                for hook in hooks:
+                    hook()
                 if sched is not None:
                     sched.step()
                 history.step += 1

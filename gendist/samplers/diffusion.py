@@ -22,7 +22,7 @@ accepted step). Every sampler is differentiable with respect to ``x`` and the mo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -64,8 +64,11 @@ def _grid(sde: SDE, x: Tensor, ts: Tensor, name: str) -> Tensor:
     return ts
 
 
-def _steps(n: int, progress: bool) -> Any:
-    return tqdm(range(n), disable=not progress, leave=False)
+def _steps(ts: Tensor, progress: bool) -> Iterator[tuple[int, Tensor, Tensor, bool]]:
+    r"""``(i, t_i, t_{i+1}, last)`` for every step, ``last`` true on a final step to 0 (read once, not per step)."""
+    n, to_zero = len(ts) - 1, bool(ts[-1] == 0)
+    for i in tqdm(range(n), disable=not progress, leave=False):
+        yield i, ts[i], ts[i + 1], to_zero and i == n - 1
 
 
 def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -75,6 +78,15 @@ def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
 
 def _score(sde: SDE, x: Tensor, t: Tensor, denoised: Tensor) -> Tensor:
     return (sde.alpha(t) * denoised - x) / sde.sigma(t) ** 2
+
+
+def _reverse_sde_step(
+    sde: SDE, x: Tensor, t: Tensor, s: Tensor, denoised: Tensor, generator: torch.Generator | None
+) -> Tensor:
+    r"""One Euler–Maruyama step of the reverse SDE from ``t`` to ``s < t``."""
+    dt = s - t
+    drift = sde.f(t) * x - sde.g2(t) * _score(sde, x, t, denoised)
+    return x + drift * dt + (sde.g2(t) * -dt).sqrt() * _noise(x, generator)
 
 
 def _report(callback: Callback | None, i: int, t: Tensor, x: Tensor, denoised: Tensor) -> None:
@@ -123,16 +135,13 @@ def sample_euler_maruyama(
         | https://arxiv.org/abs/2011.13456
     """
     ts = _grid(sde, x, ts, "sample_euler_maruyama")
-    for i in _steps(len(ts) - 1, progress):
-        t, s = ts[i], ts[i + 1]
+    for i, t, s, last in _steps(ts, progress):
         denoised = model(x, t)
         _report(callback, i, t, x, denoised)
-        if s == 0:
+        if last:
             x = denoised
             break
-        dt = s - t
-        drift = sde.f(t) * x - sde.g2(t) * _score(sde, x, t, denoised)
-        x = x + drift * dt + (sde.g2(t) * -dt).sqrt() * _noise(x, generator)
+        x = _reverse_sde_step(sde, x, t, s, denoised, generator)
     return x
 
 
@@ -181,9 +190,8 @@ def sample_pc(
     if isinstance(corrector_steps, bool) or not isinstance(corrector_steps, int) or corrector_steps < 0:
         raise ValueError(f"sample_pc: `corrector_steps` must be an integer >= 0, got {corrector_steps!r}")
     ts = _grid(sde, x, ts, "sample_pc")
-    for i in _steps(len(ts) - 1, progress):
-        t, s = ts[i], ts[i + 1]
-        a_i = (sde.alpha(t) / sde.alpha(s)) ** 2 if s > 0 else torch.ones_like(t)
+    for i, t, s, last in _steps(ts, progress):
+        a_i = torch.ones_like(t) if last else (sde.alpha(t) / sde.alpha(s)) ** 2
         for _ in range(corrector_steps):
             score = _score(sde, x, t, model(x, t))
             z = _noise(x, generator)
@@ -191,12 +199,10 @@ def sample_pc(
             x = x + eps * score + (2 * eps).sqrt() * z
         denoised = model(x, t)
         _report(callback, i, t, x, denoised)
-        if s == 0:
+        if last:
             x = denoised
             break
-        dt = s - t
-        drift = sde.f(t) * x - sde.g2(t) * _score(sde, x, t, denoised)
-        x = x + drift * dt + (sde.g2(t) * -dt).sqrt() * _noise(x, generator)
+        x = _reverse_sde_step(sde, x, t, s, denoised, generator)
     return x
 
 
@@ -240,11 +246,10 @@ def sample_euler(
         | https://arxiv.org/abs/2011.13456
     """
     ts = _grid(sde, x, ts, "sample_euler")
-    for i in _steps(len(ts) - 1, progress):
-        t, s = ts[i], ts[i + 1]
+    for i, t, s, last in _steps(ts, progress):
         denoised = model(x, t)
         _report(callback, i, t, x, denoised)
-        if s == 0:
+        if last:
             x = denoised
             break
         x = x + (s - t) * _velocity(sde, x, t, denoised)
@@ -292,11 +297,10 @@ def sample_heun(
         | https://arxiv.org/abs/2206.00364
     """
     ts = _grid(sde, x, ts, "sample_heun")
-    for i in _steps(len(ts) - 1, progress):
-        t, s = ts[i], ts[i + 1]
+    for i, t, s, last in _steps(ts, progress):
         denoised = model(x, t)
         _report(callback, i, t, x, denoised)
-        if s == 0:
+        if last:
             x = denoised
             break
         h, d = s - t, _velocity(sde, x, t, denoised)
@@ -430,11 +434,10 @@ def sample_ddpm(
         | https://arxiv.org/abs/2006.11239
     """
     ts = _grid(sde, x, ts, "sample_ddpm")
-    for i in _steps(len(ts) - 1, progress):
-        t, s = ts[i], ts[i + 1]
+    for i, t, s, last in _steps(ts, progress):
         denoised = model(x, t)
         _report(callback, i, t, x, denoised)
-        if s == 0:
+        if last:
             x = denoised
             break
         (r, one_minus_r), a_s = _ratio(sde, t, s), sde.alpha(s)
@@ -486,11 +489,10 @@ def sample_ddim(
     if not 0 <= eta <= 1:
         raise ValueError(f"sample_ddim: `eta` must lie in [0, 1], got {eta!r}")
     ts = _grid(sde, x, ts, "sample_ddim")
-    for i in _steps(len(ts) - 1, progress):
-        t, s = ts[i], ts[i + 1]
+    for i, t, s, last in _steps(ts, progress):
         denoised = model(x, t)
         _report(callback, i, t, x, denoised)
-        if s == 0:
+        if last:
             x = denoised
             break
         (_, one_minus_r), sigma_s = _ratio(sde, t, s), sde.sigma(s)
@@ -544,11 +546,10 @@ def sample_dpmpp_2m(
     ts = _grid(sde, x, ts, "sample_dpmpp_2m")
     lam = sde.log_snr(ts[ts > 0]) / 2
     old, h_last = None, None
-    for i in _steps(len(ts) - 1, progress):
-        t, s = ts[i], ts[i + 1]
+    for i, t, s, last in _steps(ts, progress):
         denoised = model(x, t)
         _report(callback, i, t, x, denoised)
-        if s == 0:
+        if last:
             x = denoised
             break
         h = lam[i + 1] - lam[i]
