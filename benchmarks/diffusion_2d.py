@@ -15,7 +15,7 @@ Run (about 25 minutes on one CPU core for all five; results in benchmarks/README
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/diffusion_2d.py
 
 Options: ``--density NAME`` (repeatable), ``--steps``, ``--batch``, ``--lr``, ``--hidden``,
-``--weighting``, ``--importance``, ``--sde``,
+``--weighting``, ``--importance``, ``--sde``, ``--features``, ``--feature-scale``,
 ``--parametrization``, ``--sigma-data``, ``--test``, ``--samples``, ``--seed``, ``--threads``,
 ``--no-samplers``.
 """
@@ -65,7 +65,8 @@ def train(name: str, args: argparse.Namespace) -> tuple[Diffusion, float]:
     torch.manual_seed(args.seed)
     data = densities[name](validate_args=False)
     model = Diffusion(2, sde=args.sde, hidden=args.hidden, weighting=args.weighting, importance=args.importance,
-                      parametrization=args.parametrization, sigma_data=args.sigma_data, ema=0.999)
+                      parametrization=args.parametrization, sigma_data=args.sigma_data, ema=0.999,
+                      features=args.features, feature_scale=args.feature_scale)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     start = time.perf_counter()
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sde", default="vp", choices=["vp", "subvp", "ve", "ddpm"])
     parser.add_argument("--parametrization", default="eps", choices=["eps", "x0", "v", "edm", "score"])
     parser.add_argument("--sigma-data", type=float, default=1.0, help="the preconditioning's data scale")
+    parser.add_argument("--features", type=int, default=0, help="random Fourier features of the network input")
+    parser.add_argument("--feature-scale", type=float, default=1.0, help="their frequency scale")
     parser.add_argument("--test", type=int, default=20_000, help="test points of the likelihood")
     parser.add_argument("--samples", type=int, default=2000, help="samples per sampler")
     parser.add_argument("--seed", type=int, default=0)
@@ -140,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), seed {args.seed}; "
           f"{args.sde} SDE, {args.weighting} weighting{' with importance-sampled time' if args.importance else ''}, "
           f"{args.parametrization} (sigma_data {args.sigma_data:g}), MLP {args.hidden}, "
+          f"{args.features} Fourier features (scale {args.feature_scale:g}), "
           f"{args.steps} x {args.batch} steps, lr {args.lr:g}")
     likelihoods, tables = [], []
     for name in args.density or ANCHORS:

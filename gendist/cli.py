@@ -236,7 +236,8 @@ def _diffusion_config(args: argparse.Namespace, data: dict) -> dict:
         raise UsageError(f"--sampler-steps must be >= 1, got {args.sampler_steps}")
     model = Diffusion(data["train"].shape[-1], sde=args.sde, parametrization=args.parametrization,
                       hidden=tuple(args.hidden), weighting=args.weighting, importance=args.importance,
-                      sampler=args.sampler, steps=args.sampler_steps, t_min=args.t_min)
+                      sampler=args.sampler, steps=args.sampler_steps, t_min=args.t_min,
+                      features=args.fourier_features, feature_scale=args.fourier_scale, dropout=args.dropout)
     return config(model)
 
 
@@ -327,6 +328,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
             torch.manual_seed(args.seed)
             fitted = Standardize.from_data(dequantize(train)).to(device)
         model.transforms[-1].load_state_dict(fitted.state_dict())
+        if _is_diffusion(run) and model.base.denoiser.parametrization == "gaussian":
+            with torch.no_grad():  # the Gaussian of the standardized training data (a resumed run reloads it)
+                model.base.fit_gaussian(model.transforms[-1]().inv(dequantize(train)))
 
     def noisy(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return dequantize(x) if m.training else x  # validation data is dequantized once, with fixed noise
@@ -510,14 +514,18 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--particles", type=int, default=1000,
                    help="latent models: importance samples of the reported log-likelihood estimate")
     f.add_argument("--sde", default="vp", choices=["vp", "subvp", "ve", "ddpm"], help="diffusion: the process")
-    f.add_argument("--parametrization", default="eps", choices=["eps", "x0", "v", "edm", "score"],
-                   help="diffusion: what the network predicts")
+    f.add_argument("--parametrization", default="eps", choices=["eps", "x0", "v", "edm", "score", "gaussian"],
+                   help="diffusion: what the network predicts (gaussian: around the data's full-covariance Gaussian)")
     f.add_argument("--weighting", default="simple", choices=["simple", "likelihood", "min_snr", "edm"],
                    help="diffusion: the loss weighting over time")
     f.add_argument("--importance", action="store_true", help="diffusion: importance-sample the training times")
     f.add_argument("--t-min", type=float, default=None,
                    help="diffusion: the smallest time, whose noise level the model's density has (default 1e-3; "
                    "on dequantized data, a noise of a fraction of a bin: see docs/diffusion.md)")
+    f.add_argument("--fourier-features", type=int, default=0,
+                   help="diffusion: random Fourier features of the network input (fine detail in low dimension)")
+    f.add_argument("--fourier-scale", type=float, default=1.0, help="diffusion: their frequency scale")
+    f.add_argument("--dropout", type=float, default=0.0, help="diffusion: dropout of the network (small data)")
     f.add_argument("--sampler", default="rk45", help="diffusion: the sampler of `gendist sample` (default rk45, "
                    "the ODE the likelihood solves; dpmpp_2m, ddim, heun, euler, ddpm, euler_maruyama, pc)")
     f.add_argument("--sampler-steps", type=int, default=50, help="diffusion: the sampler's steps")

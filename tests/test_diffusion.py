@@ -142,6 +142,7 @@ class _Ideal(torch.nn.Module):
             "eps": (xt - x0) / st,
             "x0": x0,
             "edm": (x0 - skip * xt) / out,
+            "gaussian": (x0 - skip * xt) / out,  # its default Gaussian N(0, sigma_d^2 I) is EDM's
             "v": (skip * xt - x0) / out,
             "score": self.gm.score(x, t),
         }[self.p]
@@ -153,7 +154,7 @@ def test_parametrizations_invert_their_targets(name, p):
     sde = SDES[name]()
     gm = _mixture(sde)
     net = _Ideal(gm, p, 0.7)
-    D = Denoiser(net, sde, p, sigma_data=0.7)
+    D = Denoiser(net, sde, p, sigma_data=0.7, size=2)
     for t in (0.05, 0.5, 0.9):
         net.t = torch.tensor(t)
         x = torch.randn(6, 2)
@@ -166,6 +167,66 @@ def test_denoiser_bad_arguments():
         Denoiser(torch.nn.Identity(), VP(), "epsilon")
     with pytest.raises(ValueError, match="sigma_data"):
         Denoiser(torch.nn.Identity(), VP(), "eps", sigma_data=0.0)
+    with pytest.raises(ValueError, match="size"):
+        Denoiser(torch.nn.Identity(), VP(), "gaussian")
+    with pytest.raises(ValueError, match="gaussian"):
+        Denoiser(torch.nn.Identity(), VP(), "eps").set_gaussian(torch.zeros(2), torch.eye(2))
+    D = Denoiser(torch.nn.Identity(), VP(), "gaussian", size=2)
+    with pytest.raises(ValueError, match="shape"):
+        D.set_gaussian(torch.zeros(3), torch.eye(3))
+    with pytest.raises(ValueError, match="symmetric"):
+        D.set_gaussian(torch.zeros(2), torch.tensor([[1.0, 0.5], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="semi-definite"):
+        D.set_gaussian(torch.zeros(2), torch.tensor([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(ValueError, match="finite"):
+        D.set_gaussian(torch.tensor([0.0, math.nan]), torch.eye(2))
+
+
+class _Zero(torch.nn.Module):
+    def forward(self, u, noise, c):
+        return torch.zeros_like(u)
+
+
+@pytest.mark.parametrize("name", SDES)
+def test_gaussian_parametrization_is_its_gaussian(name):
+    """With a zero network, the 'gaussian' denoiser is the exact posterior mean of N(mu, Sigma) data, and the
+    PF-ODE log_prob is the closed-form Gaussian p_t = N(alpha mu, alpha^2 Sigma + sigma^2 I)."""
+    torch.manual_seed(0)
+    sde = SDES[name]()
+    A = torch.randn(3, 3, dtype=torch.float64)
+    mu, cov = torch.tensor([1.0, -0.5, 0.3], dtype=torch.float64), A @ A.T / 3 + 0.05 * torch.eye(3)
+    D = Denoiser(_Zero(), sde, "gaussian", sigma_data=0.8, size=3).double()
+    D.set_gaussian(mu, cov)
+
+    def p(t):
+        a, s = sde.alpha(torch.tensor(t, dtype=torch.float64)), sde.sigma(torch.tensor(t, dtype=torch.float64))
+        return torch.distributions.MultivariateNormal(a * mu, a**2 * cov + s**2 * torch.eye(3, dtype=torch.float64))
+
+    t = 0.3
+    a, s = sde.alpha(torch.tensor(t, dtype=torch.float64)), sde.sigma(torch.tensor(t, dtype=torch.float64))
+    x = p(t).sample((5,))
+    posterior = mu + (x - a * mu) @ torch.linalg.solve(a**2 * cov + s**2 * torch.eye(3, dtype=torch.float64),
+                                                       a * cov)
+    assert torch.allclose(D(x, t), posterior, atol=1e-9)
+    x = p(sde.t_min).sample((32,))
+    lp, _ = probability_flow_log_prob(D, sde, x, event_dim=1, prior=p(sde.T), rtol=1e-7, atol=1e-7)
+    assert (lp - p(sde.t_min).log_prob(x)).abs().max() < 1e-3
+
+
+def test_fit_gaussian():
+    torch.manual_seed(0)
+    x = torch.randn(500, 2, 2) * torch.tensor([1.0, 2.0]) + 3
+    model = Diffusion((2, 2), parametrization="gaussian", hidden=(8,))
+    model.fit_gaussian(x)
+    for D in (model.denoiser, model.ema.averaged):
+        assert torch.allclose(D.mean, x.reshape(500, 4).mean(0))
+        cov = D.basis @ torch.diag(D.variances) @ D.basis.T
+        assert torch.allclose(cov, torch.cov(x.reshape(500, 4).T), atol=1e-5)
+    assert torch.isfinite(model.loss(x)).all()
+    with pytest.raises(ValueError, match="gaussian"):
+        Diffusion(2, hidden=(8,)).fit_gaussian(torch.randn(10, 2))
+    with pytest.raises(ValueError, match="2 samples"):
+        model.fit_gaussian(torch.randn(1, 2, 2))
 
 
 # --- the probability-flow likelihood ---------------------------------------------------------------
@@ -322,12 +383,50 @@ def test_config_round_trip():
     from gendist.config import config, from_config
 
     model = Diffusion(2, sde="ve", sigma_max=10.0, parametrization="edm", hidden=(8,), weighting="likelihood",
-                      importance=True, sampler="heun", steps=7)
+                      importance=True, sampler="heun", steps=7, features=6, feature_scale=3.0)
     clone = from_config(json.loads(json.dumps(config(model))))
     clone.load_state_dict(model.state_dict())
     x = torch.randn(3, 2)
     assert torch.equal(clone.active()(x, torch.tensor(0.3)), model.active()(x, torch.tensor(0.3)))
     assert clone.sde.sigma_max == 10.0 and clone.options["sampler"] == "heun"
+    assert torch.equal(clone.denoiser.net.features.B, model.denoiser.net.features.B)
+
+
+def test_fourier_features():
+    from gendist.diffusion import FourierFeatures, ScoreMLP
+
+    f = FourierFeatures(3, 8, scale=2.0)
+    u = torch.randn(5, 3)
+    phi = f(u)
+    assert phi.shape == (5, 8)
+    # the features are sin and cos of the same projections, with frequencies of scale 2
+    assert torch.allclose(phi[:, :4] ** 2 + phi[:, 4:] ** 2, torch.ones(5, 4), atol=1e-6)
+    assert 0.5 < f.B.std() / (2 * math.pi * 2.0) < 2.0
+    # drawn from their own generator: the same for every instance, and the global seed is untouched
+    state = torch.get_rng_state()
+    assert torch.equal(FourierFeatures(3, 8, scale=2.0).B, f.B)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert "B" in f.state_dict()
+    net = ScoreMLP(3, hidden=(8,), features=8, feature_scale=2.0)
+    assert net(u, torch.zeros(5)).shape == (5, 3)
+    with pytest.raises(ValueError, match="size"):
+        FourierFeatures(3, 5)
+    with pytest.raises(ValueError, match="scale"):
+        FourierFeatures(3, 8, scale=0.0)
+    with pytest.raises(ValueError, match="features"):
+        ScoreMLP(3, features=3)
+
+
+def test_dropout_only_in_training():
+    torch.manual_seed(0)
+    model = Diffusion(2, hidden=(16, 16), dropout=0.5, ema=None, rtol=1e-4, atol=1e-4)
+    x, t = torch.randn(6, 2), torch.tensor(0.4)
+    assert not torch.equal(model.denoiser(x, t), model.denoiser(x, t))
+    model.eval()
+    assert torch.equal(model.denoiser(x, t), model.denoiser(x, t))
+    assert torch.equal(model().log_prob(x), model().log_prob(x))
+    with pytest.raises(ValueError, match="dropout"):
+        Diffusion(2, dropout=1.0)
 
 
 @settings(max_examples=10, deadline=None)

@@ -8,7 +8,7 @@ r"""Diffusion models: linear SDE processes, denoisers, the probability-flow like
 from gendist.diffusion.denoiser import PARAMETRIZATIONS, Denoiser
 from gendist.diffusion.likelihood import divergence, probability_flow_log_prob
 from gendist.diffusion.model import Diffusion
-from gendist.diffusion.nets import NoiseEmbedding, ScoreMLP
+from gendist.diffusion.nets import FourierFeatures, NoiseEmbedding, ScoreMLP
 from gendist.diffusion.sde import DDPM, SDE, SPACINGS, VE, VP, ReverseSDE, SubVP, make_sde, timesteps
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "VP",
     "Denoiser",
     "Diffusion",
+    "FourierFeatures",
     "NoiseEmbedding",
     "ReverseSDE",
     "ScoreMLP",

@@ -12,13 +12,20 @@ for data of variance :math:`\sigma_d^2`, whatever the process) and the noise lev
     \texttt{x0}:&\quad D = F \\
     \texttt{edm}:&\quad D = c_{skip} \tilde x + c_{out} F &
     \texttt{v}:&\quad D = c_{skip} \tilde x - c_{out} F \\
-    \texttt{score}:&\quad D = (x_t + \sigma_t^2 F) / \alpha_t
+    \texttt{score}:&\quad D = (x_t + \sigma_t^2 F) / \alpha_t &
+    \texttt{gaussian}:&\quad D = \mu + \Sigma (\Sigma + \tilde\sigma^2 I)^{-1} (\tilde x - \mu) + c_{out} F
     \end{aligned}
 
 with :math:`c_{skip} = \sigma_d^2 / (\tilde\sigma^2 + \sigma_d^2)` and
 :math:`c_{out} = \tilde\sigma \sigma_d / \sqrt{\tilde\sigma^2 + \sigma_d^2}` (``v`` is Salimans & Ho's
 :math:`v`-prediction, which is EDM's preconditioning with the sign of :math:`F` flipped). The score follows
 by Tweedie's formula, :math:`\nabla \log p_t(x) = (\alpha_t D - x) / \sigma_t^2`.
+
+``gaussian`` is EDM's preconditioning with its skip :math:`c_{skip} \tilde x` (the exact denoiser of
+:math:`\mathcal{N}(0, \sigma_d^2 I)` data) replaced by the exact denoiser of a Gaussian
+:math:`\mathcal{N}(\mu, \Sigma)` fitted to the data (:meth:`Denoiser.set_gaussian`): with :math:`F = 0` the model
+*is* that Gaussian, with :math:`p_t = \mathcal{N}(\alpha_t \mu, \alpha_t^2 \Sigma + \sigma_t^2 I)`, and the network
+learns only what the Gaussian misses. On small data sets this is a far better start than an isotropic one.
 
 References:
     | Elucidating the Design Space of Diffusion-Based Generative Models (Karras et al., 2022)
@@ -37,7 +44,7 @@ from gendist.diffusion.sde import SDE
 
 __all__ = ["Denoiser", "PARAMETRIZATIONS"]
 
-PARAMETRIZATIONS = ("eps", "x0", "v", "edm", "score")
+PARAMETRIZATIONS = ("eps", "x0", "v", "edm", "score", "gaussian")
 
 
 class Denoiser(nn.Module):
@@ -47,9 +54,12 @@ class Denoiser(nn.Module):
         net: ``net(u, noise, c)`` with ``u`` of ``x``'s shape, ``noise`` of its batch shape
             (:math:`c_{noise}`), ``c`` the context or None; returns a tensor of ``x``'s shape.
         sde: the process, which gives :math:`\alpha_t, \sigma_t`.
-        parametrization: what the network predicts: ``"eps"``, ``"x0"``, ``"v"``, ``"edm"`` or ``"score"``.
+        parametrization: what the network predicts: ``"eps"``, ``"x0"``, ``"v"``, ``"edm"``, ``"score"`` or
+            ``"gaussian"``.
         sigma_data: :math:`\sigma_d`, the data's standard deviation assumed by the preconditioning.
         event_dim: the number of event dims of ``x``.
+        size: the number of entries of an event, needed by ``"gaussian"`` (its :math:`\mu` and :math:`\Sigma`
+            start as :math:`0` and :math:`\sigma_d^2 I`, where it equals ``"edm"``, and are buffers).
 
     Example:
         >>> from gendist.diffusion import VP
@@ -60,7 +70,13 @@ class Denoiser(nn.Module):
     """
 
     def __init__(
-        self, net: nn.Module, sde: SDE, parametrization: str = "eps", sigma_data: float = 1.0, event_dim: int = 1
+        self,
+        net: nn.Module,
+        sde: SDE,
+        parametrization: str = "eps",
+        sigma_data: float = 1.0,
+        event_dim: int = 1,
+        size: int | None = None,
     ) -> None:
         super().__init__()
         if parametrization not in PARAMETRIZATIONS:
@@ -69,6 +85,40 @@ class Denoiser(nn.Module):
             raise ValueError(f"Denoiser: `sigma_data` must be positive, got {sigma_data}")
         self.net, self.sde, self.parametrization = net, sde, parametrization
         self.sigma_data, self.event_dim = float(sigma_data), event_dim
+        if parametrization == "gaussian":
+            if not isinstance(size, int) or size < 1:
+                raise ValueError(f"Denoiser: the 'gaussian' parametrization needs the event `size`, got {size!r}")
+            # Sigma = basis diag(variances) basis^T
+            self.register_buffer("mean", torch.zeros(size))
+            self.register_buffer("basis", torch.eye(size))
+            self.register_buffer("variances", torch.full((size,), self.sigma_data**2))
+
+    @torch.no_grad()
+    def set_gaussian(self, mean: Tensor, cov: Tensor) -> None:
+        r"""Set the Gaussian :math:`\mathcal{N}(\mu, \Sigma)` of the ``"gaussian"`` parametrization (over the
+        flattened event): ``mean`` of size :math:`d`, ``cov`` a symmetric positive semi-definite
+        :math:`d \times d` matrix (eigenvalues below :math:`10^{-6} \sigma_d^2` are raised to it)."""
+        if self.parametrization != "gaussian":
+            raise ValueError(
+                f"Denoiser.set_gaussian: needs the 'gaussian' parametrization, not {self.parametrization!r}"
+            )
+        d = self.mean.numel()
+        mean, cov = torch.as_tensor(mean), torch.as_tensor(cov)
+        if mean.shape != (d,) or cov.shape != (d, d):
+            raise ValueError(f"Denoiser.set_gaussian: `mean` must have shape ({d},) and `cov` ({d}, {d}), "
+                             f"got {tuple(mean.shape)} and {tuple(cov.shape)}")
+        if not (torch.isfinite(mean).all() and torch.isfinite(cov).all()):
+            raise ValueError("Denoiser.set_gaussian: `mean` and `cov` must be finite")
+        cov = cov.to(torch.float64)
+        if not torch.allclose(cov, cov.T, rtol=1e-5, atol=1e-8 * float(cov.abs().max()) + 1e-12):
+            raise ValueError("Denoiser.set_gaussian: `cov` must be symmetric")
+        lam, U = torch.linalg.eigh((cov + cov.T) / 2)
+        if lam.min() < -1e-6 * max(float(lam.max()), 1e-12):
+            raise ValueError(f"Denoiser.set_gaussian: `cov` must be positive semi-definite, "
+                             f"its smallest eigenvalue is {float(lam.min()):.3g}")
+        self.mean.copy_(mean)
+        self.basis.copy_(U)
+        self.variances.copy_(lam.clamp_min(1e-6 * self.sigma_data**2))
 
     def forward(self, x: Tensor, t: Tensor | float, c: Tensor | None = None) -> Tensor:
         batch = x.shape[: x.dim() - self.event_dim]
@@ -88,6 +138,11 @@ class Denoiser(nn.Module):
         if p == "score":
             return (x + s_**2 * out) / a_
         skip, scale = self.sigma_data**2 / norm**2, st_ * self.sigma_data / norm
+        if p == "gaussian":
+            z = (xt.reshape(batch + (-1,)) - self.mean.to(x.dtype)) @ self.basis.to(x.dtype)
+            lam = self.variances.to(x.dtype)
+            z = z * lam / (lam + st.reshape(batch + (1,)) ** 2)
+            return (self.mean.to(x.dtype) + z @ self.basis.to(x.dtype).T).reshape(x.shape) + scale * out
         return skip * xt + scale * out if p == "edm" else skip * xt - scale * out
 
     def score(self, x: Tensor, t: Tensor | float, c: Tensor | None = None) -> Tensor:

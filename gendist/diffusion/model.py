@@ -47,9 +47,12 @@ class Diffusion(Recorded, LazyDistribution):
             ``schedule`` (``"linear"``/``"cosine"``), ``beta_min``, ``beta_max`` (VP, sub-VP),
             ``sigma_min``, ``sigma_max`` (VE), ``ddpm_steps`` (DDPM), ``T`` and ``t_min``.
         parametrization: what the network predicts: ``"eps"``, ``"x0"``, ``"v"``, ``"edm"`` (Karras
-            preconditioning) or ``"score"`` (see :class:`~gendist.diffusion.denoiser.Denoiser`).
+            preconditioning), ``"score"`` or ``"gaussian"`` (EDM around the exact denoiser of a Gaussian fitted
+            by :meth:`fit_gaussian`; see :class:`~gendist.diffusion.denoiser.Denoiser`).
         sigma_data: the data's standard deviation assumed by the preconditioning.
-        hidden, embedding, activation: the default network, a :class:`~gendist.diffusion.nets.ScoreMLP`.
+        hidden, embedding, activation, features, feature_scale, dropout: the default network, a
+            :class:`~gendist.diffusion.nets.ScoreMLP` (``features``: random Fourier features of its input;
+            ``dropout``: against overfitting small data).
         net: a network ``net(u, noise, c)`` to use instead (the model then has no JSON config).
         context: the context size (0 for none).
         weighting: the loss weighting over time: ``"simple"`` (:math:`\epsilon`-MSE), ``"likelihood"``
@@ -86,6 +89,9 @@ class Diffusion(Recorded, LazyDistribution):
         hidden: Sequence[int] = (256, 256, 256),
         embedding: int = 32,
         activation: type[nn.Module] = nn.SiLU,
+        features: int = 0,
+        feature_scale: float = 1.0,
+        dropout: float = 0.0,
         net: nn.Module | None = None,
         context: int = 0,
         weighting: str = "simple",
@@ -110,8 +116,9 @@ class Diffusion(Recorded, LazyDistribution):
         self.sde = _sde(sde, schedule=schedule, beta_min=beta_min, beta_max=beta_max, sigma_min=sigma_min,
                         sigma_max=sigma_max, steps=ddpm_steps, T=T, t_min=t_min)
         if net is None:
-            net = ScoreMLP(self.shape, hidden, context, embedding, activation)
-        self.denoiser = Denoiser(net, self.sde, parametrization, sigma_data, event_dim=len(self.shape))
+            net = ScoreMLP(self.shape, hidden, context, embedding, activation, features, feature_scale, dropout)
+        self.denoiser = Denoiser(net, self.sde, parametrization, sigma_data, event_dim=len(self.shape),
+                                 size=self.shape.numel())
         self.ema = EMA(self.denoiser, ema) if ema is not None else None
         self.times = TimeSampler(self.sde, weighting, importance=importance, sigma_data=sigma_data)
         self.options = {
@@ -126,6 +133,20 @@ class Diffusion(Recorded, LazyDistribution):
         if self.ema is not None and not self.training and int(self.ema.updates) > 0:
             return self.ema.averaged
         return self.denoiser
+
+    @torch.no_grad()
+    def fit_gaussian(self, x: Tensor) -> None:
+        r"""Fit the Gaussian of the ``"gaussian"`` parametrization to data ``x`` (its mean and covariance), in the
+        weights and in their moving average; call it once, before training."""
+        check_value("x", x, self.shape, "Diffusion.fit_gaussian", next(self.parameters()).dtype)
+        flat = x.reshape(-1, self.shape.numel())
+        if len(flat) < 2:
+            raise ValueError(f"Diffusion.fit_gaussian: `x` needs at least 2 samples, got {len(flat)}")
+        d = flat.shape[-1]
+        mean, cov = flat.mean(0), torch.cov(flat.T.to(torch.float64)).reshape(d, d)
+        self.denoiser.set_gaussian(mean, cov)
+        if self.ema is not None:
+            self.ema.averaged.set_gaussian(mean, cov)
 
     def after_step(self) -> None:
         r"""Update the moving average of the weights; :func:`~gendist.inference.fit` calls it after every step."""

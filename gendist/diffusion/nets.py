@@ -1,4 +1,9 @@
-r"""Networks for denoisers: ``net(u, noise, c)`` with the noise level embedded by Fourier features."""
+r"""Networks for denoisers: ``net(u, noise, c)`` with the noise level embedded by Fourier features.
+
+References:
+    | Fourier Features Let Networks Learn High Frequency Functions in Low Dimensional Domains
+    | (Tancik et al., 2020) https://arxiv.org/abs/2006.10739
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-__all__ = ["NoiseEmbedding", "ScoreMLP"]
+__all__ = ["FourierFeatures", "NoiseEmbedding", "ScoreMLP"]
 
 
 class NoiseEmbedding(nn.Module):
@@ -28,9 +33,34 @@ class NoiseEmbedding(nn.Module):
         return torch.cat([a.sin(), a.cos()], -1)
 
 
+class FourierFeatures(nn.Module):
+    r"""Random Fourier features :math:`[\sin(2\pi B u), \cos(2\pi B u)]` of an input :math:`u \in \mathbb{R}^d`,
+    with :math:`B \in \mathbb{R}^{m/2 \times d}` drawn once from :math:`\mathcal{N}(0, s^2)` (Tancik et al.,
+    2020). A perceptron fed with them resolves detail at the scale :math:`1/s` that it cannot learn from
+    :math:`u` alone in low dimension. :math:`B` is a saved buffer, drawn from its own generator (``seed``).
+
+    Example:
+        >>> FourierFeatures(2, 16, scale=4.0)(torch.randn(5, 2)).shape
+        torch.Size([5, 16])
+    """
+
+    def __init__(self, dim: int, size: int, scale: float = 1.0, seed: int = 0) -> None:
+        super().__init__()
+        if size < 2 or size % 2:
+            raise ValueError(f"FourierFeatures: `size` must be an even integer >= 2, got {size}")
+        if not scale > 0:
+            raise ValueError(f"FourierFeatures: `scale` must be positive, got {scale}")
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("B", 2 * math.pi * scale * torch.randn(size // 2, dim, generator=g))
+
+    def forward(self, u: Tensor) -> Tensor:
+        a = u @ self.B.to(u.dtype).T
+        return torch.cat([a.sin(), a.cos()], -1)
+
+
 class ScoreMLP(nn.Module):
-    r"""A perceptron denoiser network for data of any ``shape``: the flattened input, the noise
-    embedding and the context are concatenated, then ``hidden`` layers.
+    r"""A perceptron denoiser network for data of any ``shape``: the flattened input (and its Fourier
+    features, if any), the noise embedding and the context are concatenated, then ``hidden`` layers.
 
     Arguments:
         shape: the event shape of :math:`x`.
@@ -38,6 +68,11 @@ class ScoreMLP(nn.Module):
         context: the context size (0 for none).
         embedding: the size of the noise embedding.
         activation: the activation module class.
+        features: the number of random Fourier features of the input (0 for none; see
+            :class:`FourierFeatures`), for low-dimensional data with fine detail.
+        feature_scale: their frequency scale :math:`s`, in units of the (unit-variance) network input.
+        dropout: the dropout probability after every hidden layer (in training mode only), against
+            overfitting small data sets.
 
     Example:
         >>> net = ScoreMLP((3,), hidden=(32, 32), context=2)
@@ -52,22 +87,33 @@ class ScoreMLP(nn.Module):
         context: int = 0,
         embedding: int = 32,
         activation: type[nn.Module] = nn.SiLU,
+        features: int = 0,
+        feature_scale: float = 1.0,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.shape = torch.Size([shape] if isinstance(shape, int) else shape)
         self.context = context
         self.embed = NoiseEmbedding(embedding)
         d = math.prod(self.shape)
-        sizes = [d + embedding + context, *hidden]
+        if not (isinstance(features, int) and features >= 0 and features % 2 == 0):
+            raise ValueError(f"ScoreMLP: `features` must be an even integer >= 0, got {features!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"ScoreMLP: `dropout` must be in [0, 1), got {dropout}")
+        self.features = FourierFeatures(d, features, feature_scale) if features else None
+        sizes = [d + features + embedding + context, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(a, b), activation()]
+            layers += [nn.Linear(a, b), activation()] + ([nn.Dropout(dropout)] if dropout else [])
         layers.append(nn.Linear(sizes[-1], d))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, u: Tensor, noise: Tensor, c: Tensor | None = None) -> Tensor:
         batch = u.shape[: u.dim() - len(self.shape)]
-        h = [u.reshape(batch + (-1,)), self.embed(noise.expand(batch))]
+        flat = u.reshape(batch + (-1,))
+        h = [flat, self.embed(noise.expand(batch))]
+        if self.features is not None:
+            h.append(self.features(flat))
         if self.context:
             if c is None:
                 raise ValueError(f"ScoreMLP: this network needs a context `c` of size {self.context}, got None")
