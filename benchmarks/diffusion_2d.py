@@ -1,7 +1,7 @@
 r"""Diffusion models on the FFJORD 2-D densities: probability-flow NLL against the true entropy, and samplers.
 
 For each density of ``gendist.data`` with a known entropy :math:`H`, train a
-:class:`gendist.diffusion.Diffusion` (VP SDE, :math:`\epsilon`-prediction, a perceptron of three
+:class:`gendist.diffusion.DiffusionModel` (VP SDE, :math:`\epsilon`-prediction, a perceptron of three
 layers of 256) by denoising score matching on fresh samples, then
 
 - score fresh test samples by the probability-flow ODE (exact divergence, Dormand–Prince at
@@ -30,8 +30,8 @@ import torch
 from torch import Tensor
 
 from gendist.data import densities
-from gendist.diffusion import Diffusion
-from gendist.distributions.diffusion import DiffusionDistribution
+from gendist.diffusion import DiffusionModel
+from gendist.distributions.diffusion import Diffusion
 from gendist.metrics import energy_distance
 
 ANCHORS = ("eight_gaussians", "checkerboard", "rings", "circles", "moons")
@@ -61,10 +61,10 @@ class Counted:
         return self.denoiser(x, t, c)
 
 
-def train(name: str, args: argparse.Namespace) -> tuple[Diffusion, float]:
+def train(name: str, args: argparse.Namespace) -> tuple[DiffusionModel, float]:
     torch.manual_seed(args.seed)
     data = densities[name](validate_args=False)
-    model = Diffusion(2, sde=args.sde, hidden=args.hidden, weighting=args.weighting, importance=args.importance,
+    model = DiffusionModel(2, sde=args.sde, hidden=args.hidden, weighting=args.weighting, importance=args.importance,
                       parametrization=args.parametrization, sigma_data=args.sigma_data, ema=0.999,
                       features=args.features, feature_scale=args.feature_scale)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -81,12 +81,12 @@ def train(name: str, args: argparse.Namespace) -> tuple[Diffusion, float]:
     return model, time.perf_counter() - start
 
 
-def likelihood(model: Diffusion, name: str, args: argparse.Namespace) -> dict[str, float]:
+def likelihood(model: DiffusionModel, name: str, args: argparse.Namespace) -> dict[str, float]:
     data = densities[name](validate_args=False)
     torch.manual_seed(10_000 + args.seed)
     x = data.sample((args.test,))
     counted = Counted(model.active())
-    d = DiffusionDistribution(counted, model.sde, (2,))
+    d = Diffusion(counted, model.sde, (2,))
     start = time.perf_counter()
     with torch.no_grad():
         log_q = torch.cat([d.log_prob(chunk) for chunk in x.split(5000)])
@@ -98,7 +98,7 @@ def likelihood(model: Diffusion, name: str, args: argparse.Namespace) -> dict[st
             "nfe": counted.calls / math.ceil(len(x) / 5000), "seconds": time.perf_counter() - start}
 
 
-def samplers(model: Diffusion, name: str, args: argparse.Namespace) -> list[dict]:
+def samplers(model: DiffusionModel, name: str, args: argparse.Namespace) -> list[dict]:
     data = densities[name](validate_args=False)
     torch.manual_seed(20_000 + args.seed)
     real = data.sample((args.samples,))
@@ -106,7 +106,7 @@ def samplers(model: Diffusion, name: str, args: argparse.Namespace) -> list[dict
     rows = []
     for sampler, steps, spacing, options in SAMPLER_RUNS:
         counted = Counted(model.active())
-        d = DiffusionDistribution(counted, model.sde, (2,), sampler=sampler, steps=steps, spacing=spacing,
+        d = Diffusion(counted, model.sde, (2,), sampler=sampler, steps=steps, spacing=spacing,
                                   sampler_options=options)
         torch.manual_seed(30_000 + args.seed)
         start = time.perf_counter()

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from gendist.data import load_digits
-from gendist.diffusion import Diffusion
+from gendist.diffusion import DiffusionModel
 from gendist.metrics import bits_per_dim, classifier_two_sample_test
 
 LEVELS, SCALE = 17, 2 / 17
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     train, valid, test = load_digits("train"), load_digits("valid"), load_digits("test")
     sigma_data = float(to_model(train, torch.rand_like(train)).std())
-    model = Diffusion(64, sde=args.sde, t_min=args.t_min, parametrization=args.parametrization, sigma_data=sigma_data,
-                      hidden=args.hidden, weighting=args.weighting, importance=args.importance,
-                      dropout=args.dropout, ema=0.999)
+    model = DiffusionModel(64, sde=args.sde, t_min=args.t_min, parametrization=args.parametrization,
+                           sigma_data=sigma_data, hidden=args.hidden, weighting=args.weighting,
+                           importance=args.importance, dropout=args.dropout, ema=0.999)
     if args.parametrization == "gaussian":  # the full-covariance Gaussian of the dequantized training data
         model.fit_gaussian(to_model(train, torch.rand_like(train)))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)

@@ -1,35 +1,71 @@
 r"""gendist: deep generative models as composable, Pyro-native torch distributions.
 
+Every subpackage is here after ``import gendist`` (``gendist.flows``, ``gendist.diffusion``,
+``gendist.inference``, ``gendist.samplers``, ``gendist.metrics``, ...), and so is every
+family's distribution class (``gendist.Flow``, ``gendist.Autoregressive``,
+``gendist.LatentVariable``, ``gendist.Diffusion``, ...). The layout and its one-way
+floors are described in ``docs/architecture.md``.
+
 Importing gendist changes no global state (argument validation, default dtype,
 RNG) of torch or Pyro.
 """
 
-from gendist import autoregressive, data, distributions, flows, latent, nn, transforms
+from gendist import (
+    autoregressive,
+    data,
+    diffusion,
+    distributions,
+    flows,
+    inference,
+    interop,
+    latent,
+    metrics,
+    nn,
+    samplers,
+    sde,
+    testing,
+    transforms,
+)
+from gendist import config as config  # the top floor below the command line: it reads every family's recipes
+from gendist.config import from_config
 from gendist.distributions import (
     Autoregressive,
+    Diffusion,
     Ensemble,
     Factorized,
     Flow,
     LatentVariable,
     LazyDistribution,
     LazyTransform,
+    VQVAEDistribution,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Autoregressive",
+    "Diffusion",
     "Ensemble",
     "Factorized",
     "Flow",
     "LatentVariable",
     "LazyDistribution",
     "LazyTransform",
+    "VQVAEDistribution",
     "autoregressive",
+    "config",
     "data",
+    "diffusion",
     "distributions",
     "flows",
+    "from_config",
+    "inference",
+    "interop",
     "latent",
+    "metrics",
     "nn",
+    "samplers",
+    "sde",
+    "testing",
     "transforms",
 ]

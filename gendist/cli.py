@@ -122,7 +122,7 @@ def _is_latent(run: dict) -> bool:
 
 
 def _is_diffusion(run: dict) -> bool:
-    return run["model"].get("class") == "Diffusion"
+    return run["model"].get("class") in ("Diffusion", "DiffusionModel")
 
 
 def build_model(run: dict) -> nn.Module:
@@ -230,11 +230,11 @@ def _latent_objective(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Te
 
 def _diffusion_config(args: argparse.Namespace, data: dict) -> dict:
     from gendist.config import config
-    from gendist.diffusion import Diffusion
+    from gendist.diffusion import DiffusionModel
 
     if args.sampler_steps < 1:
         raise UsageError(f"--sampler-steps must be >= 1, got {args.sampler_steps}")
-    model = Diffusion(data["train"].shape[-1], sde=args.sde, parametrization=args.parametrization,
+    model = DiffusionModel(data["train"].shape[-1], sde=args.sde, parametrization=args.parametrization,
                       hidden=tuple(args.hidden), weighting=args.weighting, importance=args.importance,
                       sampler=args.sampler, steps=args.sampler_steps, t_min=args.t_min,
                       features=args.fourier_features, feature_scale=args.fourier_scale, dropout=args.dropout)

@@ -19,8 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 from typing import Any
 
@@ -28,40 +26,16 @@ import torch
 import torch.nn as nn
 from torch.distributions import constraints
 
+from gendist._recipes import RECIPES, Recorded
+from gendist.distributions.conditionals import Conditional, as_family
+
 __all__ = ["Recorded", "config", "from_config"]
 
-
-class Recorded:
-    r"""Mixin: every subclass records the arguments it is built with (read by :func:`config`).
-
-    A base class that is not a recipe itself says ``_records = False`` in its body.
-    """
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        if not cls.__dict__.get("_records", True):
-            return
-        init = cls.__init__
-        signature = inspect.signature(init)
-
-        @functools.wraps(init)
-        def __init__(self, *args, **kwargs) -> None:
-            if "_config" not in self.__dict__:  # the outermost recipe records
-                bound = signature.bind(self, *args, **kwargs)
-                arguments = dict(bound.arguments)
-                arguments.pop("self")
-                arguments.update(arguments.pop("kwargs", {}))
-                object.__setattr__(self, "_config", (cls.__name__, arguments))
-            init(self, *args, **kwargs)
-
-        cls.__init__ = __init__
 
 _CONSTRAINTS = {"real": constraints.real, "positive": constraints.positive, "unit_interval": constraints.unit_interval}
 
 
 def _encode(name: str, value: Any) -> Any:
-    from gendist.distributions.conditionals import Conditional
-
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Conditional):
@@ -94,8 +68,6 @@ def _decode(value: Any) -> Any:
         if "activation" in value:
             return getattr(nn, value["activation"])
         if "family" in value:
-            from gendist.distributions.conditionals import as_family
-
             return as_family(value)
         if "constraint" in value:
             kind = value["constraint"]
@@ -119,15 +91,8 @@ def config(model: nn.Module) -> dict[str, Any]:
 
 def from_config(cfg: dict[str, Any]) -> nn.Module:
     r"""Build a fresh model from :func:`config`'s output (load its ``state_dict`` next)."""
-    from gendist import autoregressive, diffusion, flows, latent
-
     name = cfg.get("class") if isinstance(cfg, dict) else None
-    cls = None
-    if isinstance(name, str):
-        cls = next((getattr(m, name) for m in (flows, autoregressive, latent, diffusion) if hasattr(m, name)), None)
-    if cls is None or not isinstance(cls, type) or not issubclass(cls, nn.Module):
-        raise ValueError(
-            f"unknown model class {name!r} in config; expected a recipe of gendist.flows, gendist.autoregressive, "
-            "gendist.latent or gendist.diffusion"
-        )
+    cls = RECIPES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"unknown model class {name!r} in config; expected one of gendist's recipes {sorted(RECIPES)}")
     return cls(**{k: _decode(v) for k, v in cfg.get("args", {}).items()})

@@ -19,8 +19,7 @@ from gendist.autoregressive import (
     Transformer,
 )
 from gendist.config import config, from_config
-from gendist.nn import NADE as NADENet
-from gendist.nn import CausalTransformer
+from gendist.nn import CausalTransformer, TiedMLP
 
 F64 = torch.float64
 FAMILIES = [
@@ -64,7 +63,7 @@ def test_networks_are_autoregressive_and_see_the_context(setup):
     kind, D, order, E, P, C, seed = setup
     torch.manual_seed(seed)
     if kind == "nade":
-        net = NADENet(D, P, hidden=6, context=C, order=torch.tensor(order), inputs=E).double()
+        net = TiedMLP(D, P, hidden=6, context=C, order=torch.tensor(order), inputs=E).double()
     else:
         net = CausalTransformer(D, E, P, d_model=8, heads=2, layers=2, context=C).double()
     x = torch.randn(D, E, dtype=F64)
@@ -213,7 +212,7 @@ def test_nade_one_pass_equals_the_naive_per_position_network(activation, order):
     torch.manual_seed(0)
     D, E, P, H, C = 5, 2, 3, 7, 2
     rank = torch.tensor(order)
-    net = NADENet(D, P, H, C, rank, activation, inputs=E).double()
+    net = TiedMLP(D, P, H, C, rank, activation, inputs=E).double()
     x, c = torch.randn(6, D, E, dtype=F64), torch.randn(6, C, dtype=F64)
     naive = torch.empty(6, D, P, dtype=F64)
     for i in range(D):

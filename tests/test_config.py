@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.distributions import constraints
 
+from gendist.config import config, from_config
 from gendist.flows import (
     IAF,
     MAF,
@@ -16,8 +17,6 @@ from gendist.flows import (
     RadialFlow,
     RealNVP,
     SylvesterFlow,
-    config,
-    from_config,
 )
 
 RECIPES = [

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gendist.diffusion import DDPM, VE, VP, Diffusion, SubVP, timesteps
-from gendist.diffusion.denoiser import PARAMETRIZATIONS, Denoiser
-from gendist.diffusion.likelihood import probability_flow_log_prob
+from gendist.diffusion import DDPM, VE, VP, DiffusionModel, SubVP, timesteps
+from gendist.nn.denoiser import PARAMETRIZATIONS, Denoiser
+from gendist.samplers.likelihood import probability_flow_log_prob
 from gendist.samplers.ode import ODEError
 from gendist.testing.diffusion import DiffusedMixture
 
@@ -216,7 +216,7 @@ def test_gaussian_parametrization_is_its_gaussian(name):
 def test_fit_gaussian():
     torch.manual_seed(0)
     x = torch.randn(500, 2, 2) * torch.tensor([1.0, 2.0]) + 3
-    model = Diffusion((2, 2), parametrization="gaussian", hidden=(8,))
+    model = DiffusionModel((2, 2), parametrization="gaussian", hidden=(8,))
     model.fit_gaussian(x)
     for D in (model.denoiser, model.ema.averaged):
         assert torch.allclose(D.mean, x.reshape(500, 4).mean(0))
@@ -224,7 +224,7 @@ def test_fit_gaussian():
         assert torch.allclose(cov, torch.cov(x.reshape(500, 4).T), atol=1e-5)
     assert torch.isfinite(model.loss(x)).all()
     with pytest.raises(ValueError, match="gaussian"):
-        Diffusion(2, hidden=(8,)).fit_gaussian(torch.randn(10, 2))
+        DiffusionModel(2, hidden=(8,)).fit_gaussian(torch.randn(10, 2))
     with pytest.raises(ValueError, match="2 samples"):
         model.fit_gaussian(torch.randn(1, 2, 2))
 
@@ -305,7 +305,7 @@ def trained():
 
     gm = _mixture(VP())
     data = gm.data().sample((2000,))
-    model = Diffusion(2, hidden=(64, 64), ema=0.99, rtol=1e-4, atol=1e-4)
+    model = DiffusionModel(2, hidden=(64, 64), ema=0.99, rtol=1e-4, atol=1e-4)
     fit(model, data, epochs=60, batch_size=200, lr=3e-3, progress=False)
     model.eval()
     torch.set_default_dtype(old)
@@ -327,7 +327,7 @@ def test_trained_model_density_and_samples(trained):
 
 
 def test_log_prob_backpropagates_to_parameters():
-    model = Diffusion(2, hidden=(8,), ema=None, rtol=1e-3, atol=1e-3)
+    model = DiffusionModel(2, hidden=(8,), ema=None, rtol=1e-3, atol=1e-3)
     lp = model().log_prob(torch.randn(5, 2)).sum()
     lp.backward()
     grads = [p.grad for p in model.parameters()]
@@ -336,7 +336,7 @@ def test_log_prob_backpropagates_to_parameters():
 
 
 def test_hutchinson_above_exact_dim():
-    model = Diffusion(3, hidden=(8,), exact_dim=2, rtol=1e-3, atol=1e-3)
+    model = DiffusionModel(3, hidden=(8,), exact_dim=2, rtol=1e-3, atol=1e-3)
     d = model()
     assert d.log_prob_kind == "estimate" and model(divergence="exact").log_prob_kind == "exact"
     assert d.log_prob(torch.randn(4, 3)).shape == (4,)
@@ -345,7 +345,7 @@ def test_hutchinson_above_exact_dim():
 @pytest.mark.parametrize("sde", ["vp", "subvp", "ve", "ddpm"])
 @pytest.mark.parametrize("p", PARAMETRIZATIONS)
 def test_model_options_shapes_and_loss(sde, p):
-    model = Diffusion((2, 3), sde=sde, parametrization=p, hidden=(8,), context=2, sampler="ddim", steps=4,
+    model = DiffusionModel((2, 3), sde=sde, parametrization=p, hidden=(8,), context=2, sampler="ddim", steps=4,
                       rtol=1e-3, atol=1e-3)
     c = torch.randn(5, 2)
     d = model(c)
@@ -358,7 +358,7 @@ def test_model_options_shapes_and_loss(sde, p):
 
 
 def test_model_bad_input():
-    model = Diffusion(2, hidden=(8,))
+    model = DiffusionModel(2, hidden=(8,))
     with pytest.raises(ValueError, match="shape"):
         model().log_prob(torch.randn(4, 3))
     with pytest.raises(ValueError, match="NaN"):
@@ -370,9 +370,9 @@ def test_model_bad_input():
     with pytest.raises(ValueError, match="steps"):
         model(steps=0)
     with pytest.raises(ValueError, match="sde"):
-        Diffusion(2, sde="vpp")
+        DiffusionModel(2, sde="vpp")
     with pytest.raises(ValueError, match="shape"):
-        Diffusion(0)
+        DiffusionModel(0)
     with pytest.raises(ValueError, match="x"):
         model.loss(torch.randn(4, 5))
 
@@ -382,7 +382,7 @@ def test_config_round_trip():
 
     from gendist.config import config, from_config
 
-    model = Diffusion(2, sde="ve", sigma_max=10.0, parametrization="edm", hidden=(8,), weighting="likelihood",
+    model = DiffusionModel(2, sde="ve", sigma_max=10.0, parametrization="edm", hidden=(8,), weighting="likelihood",
                       importance=True, sampler="heun", steps=7, features=6, feature_scale=3.0)
     clone = from_config(json.loads(json.dumps(config(model))))
     clone.load_state_dict(model.state_dict())
@@ -419,14 +419,14 @@ def test_fourier_features():
 
 def test_dropout_only_in_training():
     torch.manual_seed(0)
-    model = Diffusion(2, hidden=(16, 16), dropout=0.5, ema=None, rtol=1e-4, atol=1e-4)
+    model = DiffusionModel(2, hidden=(16, 16), dropout=0.5, ema=None, rtol=1e-4, atol=1e-4)
     x, t = torch.randn(6, 2), torch.tensor(0.4)
     assert not torch.equal(model.denoiser(x, t), model.denoiser(x, t))
     model.eval()
     assert torch.equal(model.denoiser(x, t), model.denoiser(x, t))
     assert torch.equal(model().log_prob(x), model().log_prob(x))
     with pytest.raises(ValueError, match="dropout"):
-        Diffusion(2, dropout=1.0)
+        DiffusionModel(2, dropout=1.0)
 
 
 @settings(max_examples=10, deadline=None)
@@ -448,11 +448,11 @@ def test_tweedie_denoiser_is_posterior_mean(w, m, s, t, name):
 
 
 def test_fit_updates_the_average_of_a_wrapped_model():
-    """fit calls after_step() on every module that has it, so a Diffusion inside a FlowModule keeps its EMA."""
+    """fit calls after_step() on every module that has it, so a DiffusionModel inside a FlowModule keeps its EMA."""
     from gendist.flows import FlowModule, Standardize
     from gendist.inference import fit
 
-    wrapped = FlowModule([Standardize(2)], features=2, base=Diffusion(2, hidden=(8,)))
+    wrapped = FlowModule([Standardize(2)], features=2, base=DiffusionModel(2, hidden=(8,)))
     fit(wrapped, torch.randn(64, 2), objective=lambda m, b: m.base.loss(b[0]), epochs=2, batch_size=32,
         progress=False)
     assert int(wrapped.base.ema.updates) == 4

@@ -8,7 +8,7 @@ weights: both are checked on untrained, perturbed networks, in 1-D where quadrat
 import pytest
 import torch
 
-from gendist.diffusion import Diffusion
+from gendist.diffusion import DiffusionModel
 from gendist.testing import (
     check_bad_inputs,
     check_float64,
@@ -37,7 +37,7 @@ CONFIGS = {
 
 def _model(name, shape=1, seed=0):
     torch.manual_seed(seed)
-    module = Diffusion(shape, **{**FAST, **CONFIGS[name]})
+    module = DiffusionModel(shape, **{**FAST, **CONFIGS[name]})
     if module.denoiser.parametrization == "gaussian":  # a fitted Gaussian, correlated in 2-D
         module.fit_gaussian(torch.randn(100, shape) @ torch.full((shape, shape), 0.7).tril() + 1.5)
     return perturb(module, 0.3, torch.Generator().manual_seed(seed)).eval()
@@ -62,7 +62,7 @@ def test_float64_state_dict_gradients(name):
     module = _model(name, shape=2)
     c = _context(module, 3)
     check_float64(module, c)
-    check_state_dict(lambda: Diffusion(2, **{**FAST, **CONFIGS[name]}), c)
+    check_state_dict(lambda: DiffusionModel(2, **{**FAST, **CONFIGS[name]}), c)
     check_gradients(module, module(c).sample(), c)
 
 

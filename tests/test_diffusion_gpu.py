@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gendist.diffusion import Diffusion
+from gendist.diffusion import DiffusionModel
 from gendist.samplers import SAMPLERS
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 @pytest.mark.parametrize("sde", ["vp", "subvp", "ve", "ddpm"])
 @pytest.mark.parametrize("context", [0, 2])
 def test_diffusion_on_cuda(sde, context):
-    model = Diffusion(3, sde=sde, hidden=(16,), context=context, rtol=1e-4, atol=1e-4).double().cuda()
+    model = DiffusionModel(3, sde=sde, hidden=(16,), context=context, rtol=1e-4, atol=1e-4).double().cuda()
     c = torch.randn(4, context, dtype=torch.float64, device="cuda") if context else None
     d = model(c)
     x = d.sample((2,))
@@ -29,6 +29,6 @@ def test_diffusion_on_cuda(sde, context):
 
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
 def test_every_sampler_on_cuda(sampler):
-    model = Diffusion(2, hidden=(16,), sampler=sampler, steps=5, rtol=1e-3, atol=1e-3).cuda().eval()
+    model = DiffusionModel(2, hidden=(16,), sampler=sampler, steps=5, rtol=1e-3, atol=1e-3).cuda().eval()
     x = model().sample((7,))
     assert x.is_cuda and x.shape == (7, 2) and bool(x.isfinite().all())

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gendist.nn import MADE
+from gendist.nn import MaskedMLP
 
 
 @st.composite
@@ -22,7 +22,7 @@ def made_setups(draw):
 def test_made_is_autoregressive_and_sees_the_context(setup):
     D, order, hidden, context, P, seed = setup
     torch.manual_seed(seed)
-    made = MADE(D, P, hidden, context, order, activation=torch.nn.Tanh).double()  # tanh: no dead units
+    made = MaskedMLP(D, P, hidden, context, order, activation=torch.nn.Tanh).double()  # tanh: no dead units
     for p in made.parameters():  # no accidental zeros: every allowed path carries signal
         torch.nn.init.normal_(p)
     x = torch.randn(D, dtype=torch.float64)

@@ -322,7 +322,7 @@ def test_guide_scores_its_own_sample_without_inverting():
     flow = IAF(D, transforms=2, hidden=(16,))
     passes = [0]
     for m in flow.modules():
-        if type(m).__name__ == "MADE":  # count the passes through each network's first layer
+        if type(m).__name__ == "MaskedMLP":  # count the passes through each network's first layer
             m.layers[0].register_forward_hook(lambda *_: passes.__setitem__(0, passes[0] + 1))
 
     def model():

@@ -4,7 +4,7 @@ The per-position families live in :mod:`gendist.distributions.conditionals`
 and are re-exported here.
 """
 
-from gendist.autoregressive.core import ARModule, check_shape
+from gendist.autoregressive.core import ARModule
 from gendist.autoregressive.made import MADE
 from gendist.autoregressive.nade import NADE
 from gendist.autoregressive.pixelcnn import PixelCNN
@@ -32,5 +32,4 @@ __all__ = [
     "DiscretizedLogisticMixture",
     "Normal",
     "NormalMixture",
-    "check_shape",
 ]

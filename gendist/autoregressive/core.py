@@ -8,27 +8,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Size, Tensor
+from torch import Tensor
 
-from gendist._checks import check_integer
-from gendist.config import Recorded
+from gendist._checks import check_context, check_integer, check_shape
+from gendist._recipes import Recorded
 from gendist.distributions.autoregressive import Autoregressive
 from gendist.distributions.conditionals import Conditional, as_family
 from gendist.distributions.lazy import LazyDistribution
-from gendist.flows.core import check_context
 
-__all__ = ["ARModule", "check_shape", "resolve_order"]
-
-
-def check_shape(shape: Sequence[int], name: str = "shape") -> Size:
-    r"""``shape`` as a :class:`torch.Size` of positive sizes, or a clear error."""
-    try:
-        out = Size(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a sequence of positive integers, got {shape!r}") from None
-    if not out or any(s < 1 for s in out):
-        raise ValueError(f"{name} must be a non-empty sequence of positive integers, got {tuple(shape)}")
-    return out
+__all__ = ["ARModule", "resolve_order"]
 
 
 def resolve_order(order: str | Sequence[int] | Tensor, features: int, generator: torch.Generator) -> Tensor:

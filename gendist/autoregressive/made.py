@@ -10,12 +10,11 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from gendist._checks import check_integer
+from gendist._checks import check_context, check_integer
 from gendist.autoregressive.core import ARModule, resolve_order
 from gendist.distributions.autoregressive import Autoregressive, Ensemble
 from gendist.distributions.conditionals import Conditional
-from gendist.flows.core import check_context
-from gendist.nn.mlp import MADE as MADENet
+from gendist.nn.mlp import MaskedMLP
 
 __all__ = ["MADE"]
 
@@ -109,7 +108,7 @@ class MADE(ARModule):
         g = torch.Generator().manual_seed(seed)
         first = resolve_order(order, features, g)
         ranks = torch.stack([first] + [torch.randperm(features, generator=g) for _ in range(orders - 1)])
-        self.net = MADENet(
+        self.net = MaskedMLP(
             features,
             self.family.params,
             hidden,

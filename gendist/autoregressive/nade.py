@@ -11,7 +11,7 @@ from torch import Tensor
 from gendist._checks import check_integer
 from gendist.autoregressive.core import ARModule, resolve_order
 from gendist.distributions.conditionals import Conditional
-from gendist.nn.nade import NADE as NADENet
+from gendist.nn.nade import TiedMLP
 
 __all__ = ["NADE"]
 
@@ -32,7 +32,7 @@ class NADE(ARModule):
 
     One hidden layer whose input weights :math:`W` every position shares: all
     :math:`D` conditionals cost one cumulative sum, :math:`O(D H)` per example
-    (see :class:`gendist.nn.NADE`). Sampling keeps the running pre-activation,
+    (see :class:`gendist.nn.TiedMLP`). Sampling keeps the running pre-activation,
     so each of the :math:`D` steps costs :math:`O(H)`.
 
     Arguments:
@@ -74,7 +74,7 @@ class NADE(ARModule):
             raise TypeError(f"activation must be an nn.Module class such as nn.Sigmoid, got {activation!r}")
         super().__init__((features,), family, context)
         rank = resolve_order(order, features, torch.Generator().manual_seed(int(seed)))
-        self.net = NADENet(features, self.family.params, hidden, self.context, rank, activation, self.family.inputs)
+        self.net = TiedMLP(features, self.family.params, hidden, self.context, rank, activation, self.family.inputs)
 
     def ordering(self) -> list[int]:
         return self.net.ordering

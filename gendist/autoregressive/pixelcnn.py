@@ -9,7 +9,8 @@ from typing import Any
 from einops import rearrange
 from torch import Tensor
 
-from gendist.autoregressive.core import ARModule, check_shape
+from gendist._checks import check_shape
+from gendist.autoregressive.core import ARModule
 from gendist.distributions.conditionals import Conditional
 from gendist.nn.pixelcnn import GatedPixelCNN
 

@@ -10,8 +10,7 @@ from torch import Tensor
 from gendist._checks import check_integer
 from gendist.autoregressive.core import ARModule
 from gendist.distributions.conditionals import Conditional
-from gendist.nn.wavenet import WaveNet as WaveNetNet
-from gendist.nn.wavenet import WaveNetCache
+from gendist.nn.wavenet import DilatedCausalCache, DilatedCausalNet
 
 __all__ = ["WaveNet"]
 
@@ -22,7 +21,7 @@ class WaveNet(ARModule):
     .. math:: p(x \mid c) = \prod_{t=1}^{T} p(x_t \mid \theta_t), \quad
         \theta_t = \mathrm{WaveNet}(x_{t-r}, \dots, x_{t-1}, c)
 
-    The network (:class:`~gendist.nn.WaveNet`, ``blocks`` blocks of ``layers``
+    The network (:class:`~gendist.nn.DilatedCausalNet`, ``blocks`` blocks of ``layers``
     layers with dilations :math:`1, 2, 4, \dots, 2^{\text{layers}-1}`) reads the
     sequence shifted one step right (zeros before the start), so
     :math:`\theta_t` sees the :math:`r` = :attr:`receptive_field` values before
@@ -71,7 +70,9 @@ class WaveNet(ARModule):
         super().__init__((check_integer("length", length, 1),), family, context)
         blocks, layers = check_integer("blocks", blocks, 1), check_integer("layers", layers, 1)
         dilations = [2**j for _ in range(blocks) for j in range(layers)]
-        self.net = WaveNetNet(self.family.inputs, self.family.params, channels, dilations, kernel, skip, self.context)
+        self.net = DilatedCausalNet(
+            self.family.inputs, self.family.params, channels, dilations, kernel, skip, self.context
+        )
 
     @property
     def receptive_field(self) -> int:
@@ -82,7 +83,7 @@ class WaveNet(ARModule):
         shifted = F.pad(self.encode(x), (0, 0, 1, 0))[:, :-1]  # step t reads x_{t-1}
         return self.net(shifted, c)
 
-    def begin(self, n: int, c: Tensor | None) -> WaveNetCache:
+    def begin(self, n: int, c: Tensor | None) -> DilatedCausalCache:
         return self.net.init_cache(n, c)
 
     def step(self, state: Any, x: Tensor, c: Tensor | None, i: int) -> Tensor:

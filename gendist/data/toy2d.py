@@ -30,7 +30,8 @@ import torch
 from torch import Size, Tensor
 from torch.distributions import constraints
 
-from gendist.distributions.base import Honest, LogProbKind, check_value
+from gendist._checks import check_value
+from gendist.distributions.base import Honest, LogProbKind
 
 __all__ = [
     "Toy2D",

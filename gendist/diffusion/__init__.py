@@ -1,15 +1,15 @@
 r"""Diffusion models: linear SDE processes, denoisers, the probability-flow likelihood, and the model as a module.
 
-``Diffusion(shape)`` is the module; ``Diffusion(shape)()`` its distribution, a
-:class:`~gendist.distributions.diffusion.DiffusionDistribution`. The samplers are plain functions in
+``DiffusionModel(shape)`` is the module; ``DiffusionModel(shape)()`` its distribution, a
+:class:`~gendist.distributions.Diffusion`. The samplers are plain functions in
 :mod:`gendist.samplers`, the training loss in :mod:`gendist.inference`.
 """
 
-from gendist.diffusion.denoiser import PARAMETRIZATIONS, Denoiser
-from gendist.diffusion.likelihood import divergence, probability_flow_log_prob
-from gendist.diffusion.model import Diffusion
-from gendist.diffusion.nets import FourierFeatures, NoiseEmbedding, ScoreMLP
-from gendist.diffusion.sde import DDPM, SDE, SPACINGS, VE, VP, ReverseSDE, SubVP, make_sde, timesteps
+from gendist.diffusion.model import DiffusionModel
+from gendist.nn.denoiser import PARAMETRIZATIONS, Denoiser
+from gendist.nn.score import FourierFeatures, NoiseEmbedding, ScoreMLP
+from gendist.samplers.likelihood import divergence, probability_flow_log_prob
+from gendist.sde import DDPM, SDE, SPACINGS, VE, VP, ReverseSDE, SubVP, make_sde, timesteps
 
 __all__ = [
     "DDPM",
@@ -19,7 +19,7 @@ __all__ = [
     "VE",
     "VP",
     "Denoiser",
-    "Diffusion",
+    "DiffusionModel",
     "FourierFeatures",
     "NoiseEmbedding",
     "ReverseSDE",

@@ -8,19 +8,17 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from gendist._checks import check_integer
-from gendist.autoregressive.core import check_shape
-from gendist.config import Recorded
-from gendist.diffusion.denoiser import Denoiser
-from gendist.diffusion.nets import ScoreMLP
-from gendist.diffusion.sde import SDE, make_sde
-from gendist.distributions.base import check_value
-from gendist.distributions.diffusion import DiffusionDistribution
+from gendist._checks import check_context, check_integer, check_shape, check_value
+from gendist._recipes import Recorded
+from gendist.distributions.diffusion import Diffusion
 from gendist.distributions.lazy import LazyDistribution
 from gendist.inference.ema import EMA
 from gendist.inference.score_matching import TimeSampler, dsm_loss
+from gendist.nn.denoiser import Denoiser
+from gendist.nn.score import ScoreMLP
+from gendist.sde import SDE, make_sde
 
-__all__ = ["Diffusion"]
+__all__ = ["DiffusionModel"]
 
 
 def _sde(name: str, **options: float | str | None) -> SDE:
@@ -31,14 +29,14 @@ def _sde(name: str, **options: float | str | None) -> SDE:
         "ddpm": ("schedule", "steps", "t_min"),
     }
     if name not in keep:
-        raise ValueError(f"Diffusion: `sde` must be one of {sorted(keep)}, got {name!r}")
+        raise ValueError(f"DiffusionModel: `sde` must be one of {sorted(keep)}, got {name!r}")
     chosen = {k: v for k, v in options.items() if k in keep[name] and v is not None}
     return make_sde(name, **chosen)
 
 
-class Diffusion(Recorded, LazyDistribution):
+class DiffusionModel(Recorded, LazyDistribution):
     r"""A diffusion model of data of any ``shape``: ``model(c)`` is its
-    :class:`~gendist.distributions.diffusion.DiffusionDistribution` (sample with a chosen sampler,
+    :class:`~gendist.distributions.Diffusion` (sample with a chosen sampler,
     ``log_prob`` by the probability-flow ODE), ``loss(x, c)`` its denoising score-matching objective.
 
     Arguments:
@@ -48,10 +46,10 @@ class Diffusion(Recorded, LazyDistribution):
             ``sigma_min``, ``sigma_max`` (VE), ``ddpm_steps`` (DDPM), ``T`` and ``t_min``.
         parametrization: what the network predicts: ``"eps"``, ``"x0"``, ``"v"``, ``"edm"`` (Karras
             preconditioning), ``"score"`` or ``"gaussian"`` (EDM around the exact denoiser of a Gaussian fitted
-            by :meth:`fit_gaussian`; see :class:`~gendist.diffusion.denoiser.Denoiser`).
+            by :meth:`fit_gaussian`; see :class:`~gendist.nn.denoiser.Denoiser`).
         sigma_data: the data's standard deviation assumed by the preconditioning.
         hidden, embedding, activation, features, feature_scale, dropout: the default network, a
-            :class:`~gendist.diffusion.nets.ScoreMLP` (``features``: random Fourier features of its input;
+            :class:`~gendist.nn.score.ScoreMLP` (``features``: random Fourier features of its input;
             ``dropout``: against overfitting small data).
         net: a network ``net(u, noise, c)`` to use instead (the model then has no JSON config).
         context: the context size (0 for none).
@@ -63,14 +61,16 @@ class Diffusion(Recorded, LazyDistribution):
             calls :meth:`after_step`.
         sampler, steps, spacing: how the distribution samples (see :data:`gendist.samplers.SAMPLERS`).
         divergence, exact_dim, probes, probe, rtol, atol, method, ode_steps: how its ``log_prob`` integrates
-            (see :class:`~gendist.distributions.diffusion.DiffusionDistribution`).
+            (see :class:`~gendist.distributions.Diffusion`).
 
     Example:
-        >>> model = Diffusion(2, hidden=(16,), sampler="dpmpp_2m", steps=5)
+        >>> model = DiffusionModel(2, hidden=(16,), sampler="dpmpp_2m", steps=5)
         >>> x = model().sample((3,))
         >>> x.shape, model.loss(x).shape
         (torch.Size([3, 2]), torch.Size([]))
     """
+
+    _aliases = ("Diffusion",)  # its name until 0.1: configs saved under it still load
 
     def __init__(
         self,
@@ -110,8 +110,8 @@ class Diffusion(Recorded, LazyDistribution):
         ode_steps: int | None = None,
     ) -> None:
         super().__init__()
-        self.shape = check_shape([shape] if isinstance(shape, int) else shape, "Diffusion: `shape`")
-        check_integer("Diffusion: `context`", context, low=0)
+        self.shape = check_shape([shape] if isinstance(shape, int) else shape, "DiffusionModel: `shape`")
+        check_integer("DiffusionModel: `context`", context, low=0)
         self.context = context
         self.sde = _sde(sde, schedule=schedule, beta_min=beta_min, beta_max=beta_max, sigma_min=sigma_min,
                         sigma_max=sigma_max, steps=ddpm_steps, T=T, t_min=t_min)
@@ -126,7 +126,7 @@ class Diffusion(Recorded, LazyDistribution):
             "exact_dim": exact_dim, "probes": probes, "probe": probe, "rtol": rtol, "atol": atol,
             "method": method, "ode_steps": ode_steps,
         }
-        DiffusionDistribution(self.denoiser, self.sde, self.shape, **self.options)  # checks the options now
+        Diffusion(self.denoiser, self.sde, self.shape, **self.options)  # checks the options now
 
     def active(self) -> Denoiser:
         r"""The denoiser in use: the weights' moving average in eval mode (once updated), else the weights."""
@@ -138,10 +138,10 @@ class Diffusion(Recorded, LazyDistribution):
     def fit_gaussian(self, x: Tensor) -> None:
         r"""Fit the Gaussian of the ``"gaussian"`` parametrization to data ``x`` (its mean and covariance), in the
         weights and in their moving average; call it once, before training."""
-        check_value("x", x, self.shape, "Diffusion.fit_gaussian", next(self.parameters()).dtype)
+        check_value("x", x, self.shape, "DiffusionModel.fit_gaussian", next(self.parameters()).dtype)
         flat = x.reshape(-1, self.shape.numel())
         if len(flat) < 2:
-            raise ValueError(f"Diffusion.fit_gaussian: `x` needs at least 2 samples, got {len(flat)}")
+            raise ValueError(f"DiffusionModel.fit_gaussian: `x` needs at least 2 samples, got {len(flat)}")
         d = flat.shape[-1]
         mean, cov = flat.mean(0), torch.cov(flat.T.to(torch.float64)).reshape(d, d)
         self.denoiser.set_gaussian(mean, cov)
@@ -153,25 +153,17 @@ class Diffusion(Recorded, LazyDistribution):
         if self.ema is not None:
             self.ema.update(self.denoiser)
 
-    def _check_context(self, c: Tensor | None, where: str) -> None:
-        if self.context and c is None:
-            raise ValueError(f"Diffusion.{where}: this model needs a context `c` of size {self.context}, got None")
-        if not self.context and c is not None:
-            raise ValueError(f"Diffusion.{where}: this model takes no context, got `c`")
-        if c is not None and c.shape[-1] != self.context:
-            raise ValueError(f"Diffusion.{where}: `c` must end in size {self.context}, got shape {tuple(c.shape)}")
-
-    def forward(self, c: Tensor | None = None, **options) -> DiffusionDistribution:
+    def forward(self, c: Tensor | None = None, **options) -> Diffusion:
         r"""The distribution :math:`p(x \mid c)`; keyword ``options`` override the sampler and likelihood settings."""
-        self._check_context(c, "forward")
+        check_context(c, self.context, "DiffusionModel", next(self.parameters()).dtype)
         p = next(self.parameters())
-        return DiffusionDistribution(self.active(), self.sde, self.shape, c, **{**self.options, **options},
+        return Diffusion(self.active(), self.sde, self.shape, c, **{**self.options, **options},
                                      dtype=p.dtype, device=p.device)
 
     def loss(self, x: Tensor, c: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         r"""The mean weighted denoising score-matching loss of a batch (see :func:`~gendist.inference.dsm_loss`)."""
-        self._check_context(c, "loss")
+        check_context(c, self.context, "DiffusionModel.loss", next(self.parameters()).dtype)
         dtype = next(self.parameters()).dtype
-        check_value("x", x, self.shape, "Diffusion.loss", dtype)
+        check_value("x", x, self.shape, "DiffusionModel.loss", dtype)
         return dsm_loss(self.active(), self.sde, x, c, event_dim=len(self.shape), sampler=self.times,
                         generator=generator).mean()

@@ -1,12 +1,14 @@
-r"""The distribution families and their shared pieces."""
+r"""Every family's distribution (``Flow``, ``Autoregressive``, ``LatentVariable``, ``VQVAEDistribution``,
+``Diffusion``) and the pieces they share: the honesty attribute, bases, lazy modules, per-position families."""
 
 from gendist.distributions.autoregressive import Autoregressive, Ensemble
 from gendist.distributions.base import LOG_PROB_KINDS, Honest, LogProbKind
 from gendist.distributions.bases import DiagNormal, Fixed, GaussianMixture, StandardNormal, as_base
 from gendist.distributions.chain import Chain
+from gendist.distributions.diffusion import Diffusion
 from gendist.distributions.factorized import Factorized
 from gendist.distributions.flow import Flow
-from gendist.distributions.latent import LatentVariable
+from gendist.distributions.latent import LatentVariable, VQVAEDistribution
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "Chain",
     "Ensemble",
     "DiagNormal",
+    "Diffusion",
     "Factorized",
     "Fixed",
     "Flow",
@@ -25,5 +28,6 @@ __all__ = [
     "LazyTransform",
     "LogProbKind",
     "StandardNormal",
+    "VQVAEDistribution",
     "as_base",
 ]

@@ -10,21 +10,22 @@ import torch
 from torch import Size, Tensor
 from torch.distributions import Distribution, constraints
 
-from gendist.diffusion.likelihood import PROBES, probability_flow_log_prob
-from gendist.diffusion.sde import SDE, timesteps
-from gendist.distributions.base import Honest, LogProbKind, check_value
+from gendist._checks import check_integer, check_value
+from gendist.distributions.base import Honest, LogProbKind
+from gendist.samplers.likelihood import PROBES, probability_flow_log_prob
+from gendist.sde import SDE, timesteps
 
-__all__ = ["DiffusionDistribution"]
+__all__ = ["Diffusion"]
 
 Denoise = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 
 
-class DiffusionDistribution(dist.TorchDistribution, Honest):
+class Diffusion(dist.TorchDistribution, Honest):
     r"""The distribution :math:`p_{t_0}` of a diffusion model: the prior :math:`p_T` carried back to
     :math:`t_0` (``sde.t_min``) by the probability-flow ODE of the model's score.
 
     ``log_prob(x)`` integrates the PF-ODE and its divergence
-    (:func:`~gendist.diffusion.likelihood.probability_flow_log_prob`) with the adaptive Dormand–Prince
+    (:func:`~gendist.samplers.likelihood.probability_flow_log_prob`) with the adaptive Dormand–Prince
     solver at ``rtol``/``atol``. The divergence is exact (``log_prob_kind = "exact"``, up to the solver's
     tolerance) when the event has at most ``exact_dim`` entries, and Hutchinson's unbiased estimate
     above (``log_prob_kind = "estimate"``); ``divergence`` forces either. The log-density backpropagates
@@ -86,25 +87,24 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
         event_shape = Size(event_shape)
         if sampler not in SAMPLERS:
             raise ValueError(
-                f"DiffusionDistribution: unknown `sampler` {sampler!r}; expected one of {sorted(SAMPLERS)}"
+                f"Diffusion: unknown `sampler` {sampler!r}; expected one of {sorted(SAMPLERS)}"
             )
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"DiffusionDistribution: `steps` must be an integer >= 1, got {steps!r}")
+        check_integer("Diffusion: `steps`", steps, low=1)
         if divergence not in ("auto", "exact", "hutchinson"):
             raise ValueError(
-                f"DiffusionDistribution: `divergence` must be 'auto', 'exact' or 'hutchinson', got {divergence!r}"
+                f"Diffusion: `divergence` must be 'auto', 'exact' or 'hutchinson', got {divergence!r}"
             )
         if probe not in PROBES:
-            raise ValueError(f"DiffusionDistribution: `probe` must be one of {PROBES}, got {probe!r}")
+            raise ValueError(f"Diffusion: `probe` must be one of {PROBES}, got {probe!r}")
         from gendist.samplers.ode import METHODS
 
         if method not in METHODS or (method == "dopri5") != (ode_steps is None):
             raise ValueError(
-                f"DiffusionDistribution: `method` must be one of {METHODS}, with `ode_steps` for the fixed-step "
+                f"Diffusion: `method` must be one of {METHODS}, with `ode_steps` for the fixed-step "
                 f"ones and without it for 'dopri5'; got method={method!r}, ode_steps={ode_steps!r}"
             )
         if not (rtol > 0 and atol > 0):
-            raise ValueError(f"DiffusionDistribution: `rtol` and `atol` must be positive, got {rtol}, {atol}")
+            raise ValueError(f"Diffusion: `rtol` and `atol` must be positive, got {rtol}, {atol}")
         self.denoiser, self.sde, self.context, self.prior = denoiser, sde, context, prior
         self.sampler, self.steps, self.spacing = sampler, steps, spacing
         self.sampler_options = dict(sampler_options or {})
@@ -127,7 +127,7 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
             "prior", "sampler", "steps", "spacing", "sampler_options", "divergence", "exact_dim", "probes",
             "probe", "rtol", "atol", "method", "ode_steps", "dtype", "device")}
 
-    def expand(self, batch_shape: Size, _instance: Any = None) -> DiffusionDistribution:
+    def expand(self, batch_shape: Size, _instance: Any = None) -> Diffusion:
         batch_shape = Size(batch_shape)
         c = self.context.expand(batch_shape + self.context.shape[-1:]) if self.context is not None else None
         new = type(self)(self.denoiser, self.sde, self.event_shape, c, **self._options())
@@ -163,7 +163,7 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
             return self.rsample(sample_shape)
 
     def log_prob(self, value: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        check_value("value", value, self.event_shape, "DiffusionDistribution.log_prob", self.dtype)
+        check_value("value", value, self.event_shape, "Diffusion.log_prob", self.dtype)
         shape = torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
         value = value.expand(shape)
         lp, _ = probability_flow_log_prob(
@@ -175,18 +175,18 @@ class DiffusionDistribution(dist.TorchDistribution, Honest):
 
     @property
     def mean(self) -> Tensor:
-        raise NotImplementedError("DiffusionDistribution has no closed-form mean; average samples instead")
+        raise NotImplementedError("Diffusion has no closed-form mean; average samples instead")
 
     @property
     def variance(self) -> Tensor:
-        raise NotImplementedError("DiffusionDistribution has no closed-form variance; use samples instead")
+        raise NotImplementedError("Diffusion has no closed-form variance; use samples instead")
 
     def entropy(self) -> Tensor:
-        raise NotImplementedError("DiffusionDistribution has no closed-form entropy; estimate -E[log_prob(x)]")
+        raise NotImplementedError("Diffusion has no closed-form entropy; estimate -E[log_prob(x)]")
 
     def __repr__(self) -> str:
         return (
-            f"DiffusionDistribution(sde={self.sde!r}, event_shape={tuple(self.event_shape)}, "
+            f"Diffusion(sde={self.sde!r}, event_shape={tuple(self.event_shape)}, "
             f"batch_shape={tuple(self.batch_shape)}, sampler={self.sampler!r}, log_prob_kind={self.log_prob_kind!r})"
         )
 

@@ -12,7 +12,8 @@ from torch.distributions import Distribution, biject_to, constraints
 from torch.distributions.transforms import Transform as _TorchTransform
 from torch.distributions.utils import _sum_rightmost
 
-from gendist.distributions.base import Honest, check_value
+from gendist._checks import check_value
+from gendist.distributions.base import Honest
 from gendist.transforms.base import Compose, call_and_ladj, inv_and_ladj
 
 __all__ = ["Flow"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyro
 import torch
@@ -15,8 +15,12 @@ from torch.distributions import Distribution, constraints, kl_divergence
 
 from gendist._checks import check_integer
 from gendist.distributions.base import Honest
+from gendist.distributions.conditionals import check_values
 
-__all__ = ["LatentVariable", "sample_and_log_prob"]
+if TYPE_CHECKING:
+    from gendist.latent.vqvae import VQVAE
+
+__all__ = ["LatentVariable", "VQVAEDistribution", "sample_and_log_prob"]
 
 Likelihood = Callable[[Tensor, "Tensor | None"], Distribution]
 Guide = Callable[[Tensor, "Tensor | None"], Distribution]
@@ -298,3 +302,71 @@ def _reshape_batch(q: Distribution, batch: Size) -> Distribution:
         Z = base.loc.shape[-1:]
         return type(base)(base.loc.reshape(batch + Z), scale_tril=base.scale_tril.reshape(batch + Z + Z))
     raise NotImplementedError(f"no reshaped view of a {type(base).__name__} guide: the KL is sampled instead")
+
+
+class VQVAEDistribution(Honest, TorchDistribution):
+    r"""The distribution of a :class:`~gendist.latent.VQVAE`: codes from the prior, then pixels from the decoder.
+
+    .. math:: p(x) = \sum_k p(x \mid k)\, p(k), \qquad
+        \log p(x) \ge \log p(x \mid k(x)) + \log p(k(x))
+
+    ``sample`` draws :math:`k \sim p(k)` (the autoregressive prior) and
+    :math:`x \sim p(x \mid k)`. ``log_prob`` is the right-hand side: the ELBO
+    with the encoder's point-mass posterior :math:`q(k \mid x) = \delta_{k(x)}`,
+    :math:`\mathbb{E}_q[\log p(x \mid k)] + \mathbb{E}_q[\log p(k)] - \mathbb{E}_q[\log q(k \mid x)]`,
+    whose entropy term is 0 (a point mass on a discrete space). It is a
+    deterministic lower bound: ``log_prob_kind = "bound"``, exact only when
+    :math:`k(x)` is the only code grid that can produce :math:`x`. Values
+    outside the family's support get :math:`-\infty` (a ``ValueError`` naming
+    them with ``validate_args=True``).
+
+    Built by a module: ``VQVAE((1, 8, 8), Categorical(17), ...)()``.
+
+    Arguments:
+        model: the :class:`~gendist.latent.VQVAE`.
+        batch_shape: the batch shape (``()``; :meth:`expand` makes others).
+    """
+
+    log_prob_kind = "bound"
+    arg_constraints: dict[str, constraints.Constraint] = {}
+
+    def __init__(self, model: VQVAE, batch_shape: Sequence[int] = (), validate_args: bool | None = None) -> None:
+        self.model = model
+        super().__init__(Size(batch_shape), model.shape, validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self) -> constraints.Constraint:
+        return constraints.independent(self.model.family.support, 3)
+
+    @property
+    def has_rsample(self) -> bool:  # type: ignore[override]
+        return False
+
+    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> VQVAEDistribution:
+        new = type(self).__new__(type(self)) if _instance is None else _instance
+        VQVAEDistribution.__init__(new, self.model, batch_shape, self._validate_args)
+        return new
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        model = self.model
+        x = check_values(
+            "VQVAE.log_prob", value, model.family, self.event_shape, model._dtype(), bool(self._validate_args)
+        )
+        ok = None
+        if model.family.discrete:  # out-of-support entries: score -inf, show the networks a 0
+            inside = model.family.support.check(x)
+            ok = inside.flatten(x.dim() - 3).all(-1)
+            x = torch.where(inside, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        batch = torch.broadcast_shapes(x.shape[:-3], self.batch_shape)
+        recon, prior = model.bound(x.expand(batch + self.event_shape).reshape((-1,) + self.event_shape))
+        lp = (recon + prior).reshape(batch)
+        if ok is None:
+            return lp
+        return torch.where(ok.expand(batch), lp, torch.full((), -math.inf, dtype=lp.dtype, device=lp.device))
+
+    def sample(self, sample_shape: Size = Size()) -> Tensor:
+        shape = Size(sample_shape) + self.batch_shape
+        model = self.model
+        with torch.no_grad():
+            k = model.prior().sample((shape.numel(),)).long().reshape((-1,) + model.grid)
+            return model.decode(k).sample().reshape(shape + self.event_shape)

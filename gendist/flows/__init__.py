@@ -1,7 +1,6 @@
 r"""Normalizing flows as modules: ``flow(context)`` returns a :class:`~gendist.Flow` distribution."""
 
 from gendist.flows.autoregressive import IAF, MAF, MaskedAutoregressive, orders
-from gendist.flows.config import config, from_config
 from gendist.flows.core import FlowModule, Unconditional
 from gendist.flows.coupling import NICE, CouplingLayer, RealNVP, alternating_masks
 from gendist.flows.elementwise import Elementwise
@@ -40,7 +39,5 @@ __all__ = [
     "Unconditional",
     "Univariate",
     "alternating_masks",
-    "config",
-    "from_config",
     "orders",
 ]

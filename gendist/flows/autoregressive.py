@@ -14,7 +14,7 @@ from torch.distributions.transforms import Transform as _TorchTransform
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
 from gendist.flows.core import FlowModule
 from gendist.flows.univariate import Univariate, as_univariate
-from gendist.nn.mlp import MADE
+from gendist.nn.mlp import MaskedMLP
 from gendist.transforms.autoregressive import Autoregressive
 
 __all__ = ["MaskedAutoregressive", "MAF", "IAF", "orders"]
@@ -61,7 +61,7 @@ class MaskedAutoregressive(LazyTransform):
         self.univariate = as_univariate(univariate)
         self.fast = fast
         self.features = features
-        self.made = MADE(features, self.univariate.params, hidden, context, order, activation)
+        self.made = MaskedMLP(features, self.univariate.params, hidden, context, order, activation)
         self._sequence = torch.argsort(self.made.order).tolist()  # features by rank
 
     def forward(self, c: Tensor | None = None) -> _TorchTransform:

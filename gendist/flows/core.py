@@ -10,13 +10,14 @@ from torch import Tensor
 from torch.distributions import constraints
 from torch.distributions.transforms import Transform as _TorchTransform
 
-from gendist.config import Recorded
+from gendist._checks import check_context, check_sizes
+from gendist._recipes import Recorded
 from gendist.distributions.bases import as_base
 from gendist.distributions.flow import Flow
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
 from gendist.transforms.support import ToSupport
 
-__all__ = ["FlowModule", "Unconditional", "check_context", "check_sizes"]
+__all__ = ["FlowModule", "Unconditional"]
 
 
 class Unconditional(LazyTransform):
@@ -28,42 +29,6 @@ class Unconditional(LazyTransform):
 
     def forward(self, c: Tensor | None = None) -> _TorchTransform:
         return self.transform
-
-
-def check_sizes(features: int, context: int) -> None:
-    r"""Raise a clear error unless ``features >= 1`` and ``context >= 0``."""
-    if features < 1:
-        raise ValueError(f"features must be >= 1, got {features}")
-    if context < 0:
-        raise ValueError(f"context must be >= 0, got {context}")
-
-
-def check_context(c: Tensor | None, context: int, where: str, dtype: torch.dtype | None = None) -> None:
-    r"""Raise a clear error unless ``c`` is a finite float tensor (of ``dtype``) of shape ``(..., context)``."""
-    if torch.compiler.is_compiling():
-        return
-    if context == 0:
-        if c is not None:
-            raise ValueError(f"{where} is unconditional (context=0) but got a context `c`")
-        return
-    if c is None:
-        raise ValueError(
-            f"{where} is conditional on a context of size {context}: call it with `c` of shape "
-            f"(..., {context})"
-        )
-    if not isinstance(c, Tensor) or not c.dtype.is_floating_point:
-        got = c.dtype if isinstance(c, Tensor) else type(c).__name__
-        raise TypeError(f"{where}: context `c` must be a floating-point tensor, got {got}")
-    if dtype is not None and c.dtype != dtype:
-        raise TypeError(
-            f"{where}: context `c` has dtype {c.dtype} but the model is {dtype}; use `c.to({dtype})`"
-        )
-    if c.dim() < 1 or c.shape[-1] != context:
-        raise ValueError(
-            f"{where}: context `c` must have shape (..., {context}), got shape {tuple(c.shape)}"
-        )
-    if not bool(torch.isfinite(c).all()):
-        raise ValueError(f"{where}: context `c` has NaN or infinite entries; expected finite values")
 
 
 class FlowModule(Recorded, LazyDistribution):

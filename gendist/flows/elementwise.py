@@ -10,8 +10,8 @@ from torch import Tensor
 from torch.distributions.transforms import IndependentTransform
 from torch.distributions.transforms import Transform as _TorchTransform
 
+from gendist._checks import check_context
 from gendist.distributions.lazy import LazyTransform
-from gendist.flows.core import check_context
 from gendist.flows.univariate import Univariate, as_univariate
 from gendist.nn.mlp import MLP
 

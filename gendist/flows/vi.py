@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
+from gendist._checks import check_context, check_sizes
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
-from gendist.flows.core import FlowModule, check_context, check_sizes
+from gendist.flows.core import FlowModule
 from gendist.nn.mlp import MLP
 from gendist.transforms.vi import Planar, Radial, Sylvester
 

@@ -7,3 +7,6 @@ from gendist.inference.score_matching import WEIGHTINGS, TimeSampler, dsm_loss, 
 __all__ = [
     "EMA", "History", "TimeSampler", "WEIGHTINGS", "dsm_loss", "fit", "load_checkpoint", "nll_objective", "weight",
 ]
+from gendist.inference.variational import OBJECTIVES, kl_weight, variational_loss  # noqa: E402
+
+__all__ += ["OBJECTIVES", "kl_weight", "variational_loss"]

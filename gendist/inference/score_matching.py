@@ -48,7 +48,7 @@ from torch import Size, Tensor
 from gendist._checks import check_integer
 
 if TYPE_CHECKING:  # gendist.diffusion imports this module: no import of it at run time
-    from gendist.diffusion.sde import SDE
+    from gendist.sde import SDE
 
 __all__ = ["WEIGHTINGS", "weight", "TimeSampler", "dsm_loss"]
 

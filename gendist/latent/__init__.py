@@ -6,12 +6,13 @@ with :func:`gendist.inference.fit`) or with Pyro's SVI (:meth:`LatentModel.model
 :meth:`LatentModel.guide`).
 """
 
+from gendist.distributions.latent import VQVAEDistribution
 from gendist.latent.core import OBJECTIVES, LatentModel
 from gendist.latent.hierarchical import HierarchicalVAE
 from gendist.latent.nets import Decoder, GaussianEncoder
 from gendist.latent.priors import VampPrior
 from gendist.latent.vae import IWAE, VAE
-from gendist.latent.vqvae import VQVAE, CodeUsage, VQVAEDistribution
+from gendist.latent.vqvae import VQVAE, CodeUsage
 
 __all__ = ["OBJECTIVES", "Decoder", "GaussianEncoder", "HierarchicalVAE", "IWAE", "LatentModel", "VAE", "VampPrior"]
 __all__ += ["CodeUsage", "VQVAE", "VQVAEDistribution"]

@@ -9,14 +9,13 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from gendist._checks import check_integer
-from gendist.autoregressive.core import check_shape
+from gendist._checks import check_context, check_integer, check_shape
 from gendist.distributions.latent import LatentVariable
 from gendist.distributions.lazy import LazyDistribution
+from gendist.inference.variational import OBJECTIVES, kl_weight, variational_loss
 
 __all__ = ["LatentModel", "OBJECTIVES"]
 
-OBJECTIVES = ("elbo", "iwae")
 
 
 def _join(v: Tensor, event_dims: int, c: Tensor | None) -> Tensor:
@@ -97,14 +96,7 @@ class LatentModel(LazyDistribution):
     # --- the pieces -----------------------------------------------------------------------------
 
     def _check_context(self, c: Tensor | None, where: str) -> None:
-        if self.context and c is None:
-            raise ValueError(f"{where}: this model needs a context `c` of size {self.context}, got None")
-        if not self.context and c is not None:
-            raise ValueError(
-                f"{where}: this model takes no context (context=0), got a tensor of shape {tuple(c.shape)}"
-            )
-        if c is not None and (c.dim() < 1 or c.shape[-1] != self.context):
-            raise ValueError(f"{where}: `c` must have shape (..., {self.context}), got {tuple(c.shape)}")
+        check_context(c, self.context, where, self._dtype())
 
     def _check_x(self, x: Tensor, where: str) -> None:
         if not isinstance(x, Tensor):
@@ -235,9 +227,7 @@ class LatentModel(LazyDistribution):
 
     def kl_weight(self) -> float:
         r"""The KL weight of the next training step: ``beta``, ramped up over ``warmup`` steps."""
-        if not self.warmup:
-            return self.beta
-        return self.beta * min(1.0, (int(self.steps) + 1) / self.warmup)
+        return kl_weight(self.beta, self.warmup, int(self.steps))
 
     def loss(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         r"""The training loss, the mean negative objective (what :func:`gendist.inference.fit` minimizes).
@@ -245,13 +235,13 @@ class LatentModel(LazyDistribution):
         In ``eval()`` mode (validation) the KL weight is ``beta`` itself, without the warm-up ramp, so
         validation losses of different epochs compare.
         """
-        if self.objective == "iwae":
-            value = self.iwae(x, self.k, c)
-        else:
-            value = self.elbo(x, c, self.kl_weight() if self.training else self.beta)  # validation: no warm-up
+        self._check_x(x, "loss")
+        d = self(c)
+        beta = self.kl_weight() if self.training else self.beta  # validation: no warm-up
+        loss = variational_loss(d, self._validated(d, x), self.objective, self.k, beta)
         if self.training:
             self.steps += 1
-        return -value.mean()
+        return loss
 
     # --- Pyro ---------------------------------------------------------------------------------
 

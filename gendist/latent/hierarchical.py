@@ -9,9 +9,8 @@ import torch.nn as nn
 from torch import Tensor
 from torch.distributions import Distribution
 
-from gendist._checks import check_integer
-from gendist.autoregressive.core import check_shape
-from gendist.config import Recorded
+from gendist._checks import check_integer, check_shape
+from gendist._recipes import Recorded
 from gendist.distributions.bases import StandardNormal
 from gendist.distributions.chain import Chain
 from gendist.distributions.conditionals import Conditional

@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Distribution
 
-from gendist._checks import check_integer
-from gendist.autoregressive.core import check_shape
+from gendist._checks import check_integer, check_shape
 from gendist.distributions.conditionals import Conditional, Normal, as_family
 from gendist.distributions.factorized import Factorized
 from gendist.distributions.lazy import LazyDistribution

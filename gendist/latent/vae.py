@@ -6,9 +6,8 @@ from collections.abc import Sequence
 
 import torch.nn as nn
 
-from gendist._checks import check_integer
-from gendist.autoregressive.core import check_shape
-from gendist.config import Recorded
+from gendist._checks import check_integer, check_shape
+from gendist._recipes import Recorded
 from gendist.distributions.bases import GaussianMixture, StandardNormal
 from gendist.distributions.conditionals import Conditional
 from gendist.distributions.lazy import LazyDistribution

@@ -9,25 +9,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 from einops import rearrange
-from pyro.distributions import TorchDistribution
 from torch import Size, Tensor
-from torch.distributions import constraints
 
-from gendist._checks import check_integer
-from gendist.autoregressive.core import check_shape
-from gendist.config import Recorded
-from gendist.distributions.base import Honest
+from gendist._checks import check_context, check_integer, check_shape
+from gendist._recipes import Recorded
 from gendist.distributions.conditionals import Categorical, Conditional, as_family, check_values
 from gendist.distributions.factorized import Factorized
+from gendist.distributions.latent import VQVAEDistribution
 from gendist.distributions.lazy import LazyDistribution
 from gendist.nn.vq import VectorQuantizer
 
-__all__ = ["VQVAE", "VQVAEDistribution", "CodeUsage", "PRIORS", "STAGES"]
+__all__ = ["VQVAE", "CodeUsage", "PRIORS", "STAGES"]
 
 PRIORS = ("pixelcnn", "transformer")
 STAGES = ("joint", "autoencoder", "prior")
@@ -273,7 +270,7 @@ class VQVAE(Recorded, LazyDistribution):
 
         In training mode it also updates the codebook (EMA) and restarts dead codes.
         """
-        self._check_context(c, "VQVAE.loss")
+        check_context(c, 0, "VQVAE.loss")
         x = self._values(x, "VQVAE.loss").reshape((-1,) + self.shape)
         if self.stage == "prior":
             with torch.no_grad():
@@ -284,10 +281,6 @@ class VQVAE(Recorded, LazyDistribution):
         if self.stage == "joint":
             nll = nll - self.prior().log_prob(self._prior_value(indices))
         return nll.mean() + vq_loss
-
-    def _check_context(self, c: Tensor | None, where: str) -> None:
-        if c is not None:
-            raise ValueError(f"{where}: a VQVAE takes no context, got a tensor of shape {tuple(c.shape)}")
 
     @torch.no_grad()
     def code_usage(self, x: Tensor) -> CodeUsage:
@@ -300,73 +293,5 @@ class VQVAE(Recorded, LazyDistribution):
     # --- the distribution -----------------------------------------------------------------------
 
     def forward(self, c: Tensor | None = None) -> VQVAEDistribution:
-        self._check_context(c, "VQVAE")
+        check_context(c, 0, "VQVAE")
         return VQVAEDistribution(self, validate_args=self.validate_args)
-
-
-class VQVAEDistribution(Honest, TorchDistribution):
-    r"""The distribution of a :class:`VQVAE`: codes from the prior, then pixels from the decoder.
-
-    .. math:: p(x) = \sum_k p(x \mid k)\, p(k), \qquad
-        \log p(x) \ge \log p(x \mid k(x)) + \log p(k(x))
-
-    ``sample`` draws :math:`k \sim p(k)` (the autoregressive prior) and
-    :math:`x \sim p(x \mid k)`. ``log_prob`` is the right-hand side: the ELBO
-    with the encoder's point-mass posterior :math:`q(k \mid x) = \delta_{k(x)}`,
-    :math:`\mathbb{E}_q[\log p(x \mid k)] + \mathbb{E}_q[\log p(k)] - \mathbb{E}_q[\log q(k \mid x)]`,
-    whose entropy term is 0 (a point mass on a discrete space). It is a
-    deterministic lower bound: ``log_prob_kind = "bound"``, exact only when
-    :math:`k(x)` is the only code grid that can produce :math:`x`. Values
-    outside the family's support get :math:`-\infty` (a ``ValueError`` naming
-    them with ``validate_args=True``).
-
-    Built by a module: ``VQVAE((1, 8, 8), Categorical(17), ...)()``.
-
-    Arguments:
-        model: the :class:`VQVAE`.
-        batch_shape: the batch shape (``()``; :meth:`expand` makes others).
-    """
-
-    log_prob_kind = "bound"
-    arg_constraints: dict[str, constraints.Constraint] = {}
-
-    def __init__(self, model: VQVAE, batch_shape: Sequence[int] = (), validate_args: bool | None = None) -> None:
-        self.model = model
-        super().__init__(Size(batch_shape), model.shape, validate_args=validate_args)
-
-    @constraints.dependent_property(is_discrete=False, event_dim=0)
-    def support(self) -> constraints.Constraint:
-        return constraints.independent(self.model.family.support, 3)
-
-    @property
-    def has_rsample(self) -> bool:  # type: ignore[override]
-        return False
-
-    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> VQVAEDistribution:
-        new = type(self).__new__(type(self)) if _instance is None else _instance
-        VQVAEDistribution.__init__(new, self.model, batch_shape, self._validate_args)
-        return new
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        model = self.model
-        x = check_values(
-            "VQVAE.log_prob", value, model.family, self.event_shape, model._dtype(), bool(self._validate_args)
-        )
-        ok = None
-        if model.family.discrete:  # out-of-support entries: score -inf, show the networks a 0
-            inside = model.family.support.check(x)
-            ok = inside.flatten(x.dim() - 3).all(-1)
-            x = torch.where(inside, x, torch.zeros((), dtype=x.dtype, device=x.device))
-        batch = torch.broadcast_shapes(x.shape[:-3], self.batch_shape)
-        recon, prior = model.bound(x.expand(batch + self.event_shape).reshape((-1,) + self.event_shape))
-        lp = (recon + prior).reshape(batch)
-        if ok is None:
-            return lp
-        return torch.where(ok.expand(batch), lp, torch.full((), -math.inf, dtype=lp.dtype, device=lp.device))
-
-    def sample(self, sample_shape: Size = Size()) -> Tensor:
-        shape = Size(sample_shape) + self.batch_shape
-        model = self.model
-        with torch.no_grad():
-            k = model.prior().sample((shape.numel(),)).long().reshape((-1,) + model.grid)
-            return model.decode(k).sample().reshape(shape + self.event_shape)

@@ -31,6 +31,8 @@ import math
 import torch
 from torch import Tensor
 
+from gendist._checks import check_integer
+
 __all__ = ["nll", "bits_per_dim"]
 
 
@@ -105,10 +107,9 @@ def bits_per_dim(
         >>> round(bits_per_dim(0.0, dim=64, levels=17), 3)  # density 1 on [0, 1)^64
         4.087
     """
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be a positive integer, got {dim!r}")
-    if levels is not None and (isinstance(levels, bool) or not isinstance(levels, int) or levels < 2):
-        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+    dim = check_integer("dim", dim, low=1)
+    if levels is not None:
+        levels = check_integer("levels", levels, low=2)
     if scale is None:
         scale = 1.0 / levels if levels is not None else 1.0
     scale = float(scale)

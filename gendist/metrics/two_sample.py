@@ -20,6 +20,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from gendist._checks import check_integer
+
 __all__ = ["TestResult", "mmd", "energy_distance", "sliced_wasserstein"]
 
 
@@ -277,8 +279,7 @@ def sliced_wasserstein(
         True
     """
     x, y = _pair(x, y)
-    if projections < 1:
-        raise ValueError(f"projections must be >= 1, got {projections}")
+    projections = check_integer("projections", projections, low=1)
     if not p >= 1:
         raise ValueError(f"p must be >= 1, got {p}")
     theta = torch.randn(x.shape[1], projections, generator=_generator(generator), dtype=torch.float64)

@@ -9,7 +9,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MLP", "MaskedLinear", "MADE"]
+from gendist._checks import check_integer
+
+__all__ = ["MLP", "MaskedLinear", "MaskedMLP"]
 
 
 class MaskedLinear(nn.Linear):
@@ -97,7 +99,7 @@ class MLP(_ContextNet):
         super().__init__(layers, context, activation)
 
 
-class MADE(_ContextNet):
+class MaskedMLP(_ContextNet):
     r"""Masked autoencoder for distribution estimation (Germain et al., 2015).
 
     Maps :math:`x \in \mathbb{R}^{D \times E}` (``inputs`` :math:`E` numbers per
@@ -126,7 +128,7 @@ class MADE(_ContextNet):
             autoregressive model under the network).
 
     Example:
-        >>> made = MADE(4, 2, hidden=(32,))
+        >>> made = MaskedMLP(4, 2, hidden=(32,))
         >>> made(torch.randn(7, 4)).shape
         torch.Size([7, 4, 2])
 
@@ -153,8 +155,7 @@ class MADE(_ContextNet):
         for o in orders:
             if sorted(o.tolist()) != list(range(features)):
                 raise ValueError(f"order must be a permutation of 0..{features - 1}, got {o.tolist()}")
-        if inputs < 1:
-            raise ValueError(f"inputs must be >= 1, got {inputs}")
+        inputs = check_integer("inputs", inputs, low=1)
         # hidden ranks, sorted so the units of rank < r form a prefix of each layer; with a
         # context, rank -1 units see only the context and feed every output (so the first
         # feature in the order depends on the context too)

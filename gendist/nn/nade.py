@@ -12,11 +12,11 @@ from torch import Tensor
 
 from gendist._checks import check_integer
 
-__all__ = ["NADE"]
+__all__ = ["TiedMLP"]
 
 
-class NADE(nn.Module):
-    r"""The NADE network (Larochelle & Murray, 2011): one hidden layer whose weights all positions share.
+class TiedMLP(nn.Module):
+    r"""The tied-weight network of NADE (Larochelle & Murray, 2011): one hidden layer whose weights all positions share.
 
     With the features taken in generation order :math:`\sigma`, position
     :math:`d` has the hidden state and outputs
@@ -44,7 +44,7 @@ class NADE(nn.Module):
             example :math:`K` for one-hot categories).
 
     Example:
-        >>> net = NADE(4, 2, hidden=8)
+        >>> net = TiedMLP(4, 2, hidden=8)
         >>> net(torch.randn(7, 4, 1)).shape
         torch.Size([7, 4, 2])
 

@@ -14,11 +14,11 @@ from torch import Tensor
 from gendist._checks import check_integer
 from gendist.nn.causal import CausalConv1d, Queue
 
-__all__ = ["WaveNet", "WaveNetCache"]
+__all__ = ["DilatedCausalNet", "DilatedCausalCache"]
 
 
 @dataclass
-class WaveNetCache:
+class DilatedCausalCache:
     r"""The state of incremental generation: one :class:`~gendist.nn.causal.Queue` per causal convolution,
     the context's per-layer biases, and the number of steps taken."""
 
@@ -38,8 +38,8 @@ def _pointwise(conv: nn.Conv1d, x: Tensor) -> Tensor:
     return F.linear(x, conv.weight[:, :, 0], conv.bias)
 
 
-class WaveNet(nn.Module):
-    r"""WaveNet (van den Oord et al., 2016): a causal network over sequences, :math:`y_t = f(x_{\le t}, c)`.
+class DilatedCausalNet(nn.Module):
+    r"""WaveNet's network (van den Oord et al., 2016), causal over sequences: :math:`y_t = f(x_{\le t}, c)`.
 
     A causal convolution lifts the inputs to :math:`F` channels, then each layer
     :math:`l` with dilation :math:`d_l` computes
@@ -68,7 +68,7 @@ class WaveNet(nn.Module):
     Shapes: ``(N, T, E)`` and ``(N, context)`` to ``(N, T, P)``.
 
     Example:
-        >>> net = WaveNet(1, 2, channels=8, dilations=(1, 2, 4)).double()
+        >>> net = DilatedCausalNet(1, 2, channels=8, dilations=(1, 2, 4)).double()
         >>> x = torch.randn(3, 10, 1, dtype=torch.float64)
         >>> cache = net.init_cache(3)
         >>> steps = torch.stack([net.step(x[:, t], cache) for t in range(10)], 1)
@@ -137,11 +137,11 @@ class WaveNet(nn.Module):
         out = self.head[1](torch.relu(self.head[0](torch.relu(skip))))
         return rearrange(out, "n p t -> n t p")
 
-    def init_cache(self, n: int, c: Tensor | None = None) -> WaveNetCache:
+    def init_cache(self, n: int, c: Tensor | None = None) -> DilatedCausalCache:
         r"""An empty cache for :meth:`step` over ``n`` sequences (with context ``c`` of shape ``(n, context)``)."""
-        return WaveNetCache([self.first.queue()] + [conv.queue() for conv in self.convs], self._biases(c))
+        return DilatedCausalCache([self.first.queue()] + [conv.queue() for conv in self.convs], self._biases(c))
 
-    def step(self, x: Tensor, cache: WaveNetCache) -> Tensor:
+    def step(self, x: Tensor, cache: DilatedCausalCache) -> Tensor:
         r""":math:`y_t`, ``(N, P)``, from :math:`x_t` ``(N, E)``, the next step after those in ``cache``
         (which it updates)."""
         h = self.first.step(x, cache.queues[0])

@@ -4,8 +4,8 @@ Every sampler has one signature, ``sample_xxx(model, sde, x, ts, *, callback, pr
 and owns its loop. ``model(x, t)`` is the denoiser :math:`\hat x_0 = D(x_t, t) \approx E[x_0 \mid x_t]` (``t``
 a 0-dim tensor of ``x``'s dtype and device), from which the score is
 :math:`\nabla \log p_t(x) \approx (\alpha_t \hat x_0 - x) / \sigma_t^2`. ``x`` is the state at ``ts[0]``
-(usually a draw from :meth:`~gendist.diffusion.sde.SDE.prior`) and ``ts`` a decreasing grid from
-:func:`~gendist.diffusion.sde.timesteps`; the result is the state at ``ts[-1]``. When ``ts[-1] == 0`` the
+(usually a draw from :meth:`~gendist.sde.SDE.prior`) and ``ts`` a decreasing grid from
+:func:`~gendist.sde.timesteps`; the result is the state at ``ts[-1]``. When ``ts[-1] == 0`` the
 model is never evaluated at 0: the last step returns the denoised estimate at ``ts[-2]`` (for ``rk45``, at the
 end of its solve).
 
@@ -29,8 +29,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from gendist.diffusion.sde import SDE
+from gendist._checks import check_integer
 from gendist.samplers.ode import odeint
+from gendist.sde import SDE
 
 __all__ = [
     "SAMPLERS",
@@ -187,8 +188,7 @@ def sample_pc(
     """
     if not snr >= 0:
         raise ValueError(f"sample_pc: `snr` must be >= 0, got {snr!r}")
-    if isinstance(corrector_steps, bool) or not isinstance(corrector_steps, int) or corrector_steps < 0:
-        raise ValueError(f"sample_pc: `corrector_steps` must be an integer >= 0, got {corrector_steps!r}")
+    check_integer("sample_pc: `corrector_steps`", corrector_steps, low=0)
     ts = _grid(sde, x, ts, "sample_pc")
     for i, t, s, last in _steps(ts, progress):
         a_i = torch.ones_like(t) if last else (sde.alpha(t) / sde.alpha(s)) ** 2

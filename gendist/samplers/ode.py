@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gendist._checks import check_integer
+
 __all__ = ["State", "ODEError", "ODEStats", "METHODS", "odeint"]
 
 State = Tensor | tuple[Tensor, ...]
@@ -258,12 +260,11 @@ def odeint(
             raise ValueError(f"odeint: `rtol` must be a finite number >= 0, got {rtol!r}")
         if not (isinstance(atol, (int, float)) and atol > 0 and math.isfinite(atol)):
             raise ValueError(f"odeint: `atol` must be a finite number > 0, got {atol!r}")
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"odeint: `max_steps` must be an integer >= 1, got {max_steps!r}")
+        check_integer("odeint: `max_steps`", max_steps, low=1)
         if first_step is not None and not (first_step > 0 and math.isfinite(first_step)):
             raise ValueError(f"odeint: `first_step` must be a finite number > 0, got {first_step!r}")
-    elif isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"odeint: method {method!r} needs `steps`, an integer >= 1, got {steps!r}")
+    else:
+        check_integer(f"odeint: method {method!r} needs `steps`, and `steps`", steps, low=1)
     t0, t1 = float(t0), float(t1)
     if not (math.isfinite(t0) and math.isfinite(t1)):
         raise ValueError(f"odeint: `t0` and `t1` must be finite, got {t0}, {t1}")

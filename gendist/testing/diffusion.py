@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Categorical, Distribution, MixtureSameFamily, MultivariateNormal
 
-from gendist.diffusion.sde import SDE
+from gendist.sde import SDE
 
 __all__ = ["DiffusedMixture"]
 

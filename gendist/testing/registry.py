@@ -48,9 +48,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.distributions import constraints
 
-from gendist.autoregressive import MADE as ARMADE
-from gendist.autoregressive import NADE as ARNADE
-from gendist.autoregressive import PixelCNN, Transformer, WaveNet
+from gendist.autoregressive import MADE, NADE, PixelCNN, Transformer, WaveNet
 from gendist.distributions.bases import DiagNormal, GaussianMixture
 from gendist.distributions.conditionals import (
     Bernoulli,
@@ -273,7 +271,7 @@ class OneOrder(nn.Module):
     r"""A multi-order model fixed to one order: ``OneOrder(made, k)(c)`` is ``made(c, k=k)``.
 
     Example:
-        >>> made = ARMADE(3, family=Bernoulli(), hidden=(8,), orders=2)
+        >>> made = MADE(3, family=Bernoulli(), hidden=(8,), orders=2)
         >>> OneOrder(made, 1)().model.ordering() == made._orderings[1]
         True
     """
@@ -290,36 +288,36 @@ class OneOrder(nn.Module):
 def _autoregressive_models() -> None:
     # one line per model: register_model(name, factory, features, context, discrete=..., autoregressive=True)
     m, d, f64 = functools.partial(register_model, autoregressive=True), True, torch.float64
-    m("made-bernoulli", lambda: ARMADE(4, Bernoulli(), hidden=_H), 4, discrete=d)
-    m("made-bernoulli-context", lambda: ARMADE(4, Bernoulli(), hidden=_H, context=2), 4, 2, discrete=d)
-    m("made-bernoulli-random-order-tanh", lambda: ARMADE(5, Bernoulli(), hidden=(16,), order="random",
+    m("made-bernoulli", lambda: MADE(4, Bernoulli(), hidden=_H), 4, discrete=d)
+    m("made-bernoulli-context", lambda: MADE(4, Bernoulli(), hidden=_H, context=2), 4, 2, discrete=d)
+    m("made-bernoulli-random-order-tanh", lambda: MADE(5, Bernoulli(), hidden=(16,), order="random",
                                                          activation=nn.Tanh, seed=3), 5, discrete=d)
-    m("made-bernoulli-no-hidden", lambda: ARMADE(3, Bernoulli(), hidden=()), 3, discrete=d)
-    m("made-categorical-onehot", lambda: ARMADE(3, Categorical(3), hidden=_H), 3, discrete=d)
-    m("made-categorical-scalar-context", lambda: ARMADE(3, Categorical(4, encode="scalar"), hidden=_H,
+    m("made-bernoulli-no-hidden", lambda: MADE(3, Bernoulli(), hidden=()), 3, discrete=d)
+    m("made-categorical-onehot", lambda: MADE(3, Categorical(3), hidden=_H), 3, discrete=d)
+    m("made-categorical-scalar-context", lambda: MADE(3, Categorical(4, encode="scalar"), hidden=_H,
                                                         context=2), 3, 2, discrete=d)
-    m("made-dlogistic", lambda: ARMADE(3, DiscretizedLogisticMixture(6, 2), hidden=_H), 3, discrete=d)
-    m("made-dlogistic-context-order", lambda: ARMADE(3, DiscretizedLogisticMixture(4, 3), hidden=_H, context=2,
+    m("made-dlogistic", lambda: MADE(3, DiscretizedLogisticMixture(6, 2), hidden=_H), 3, discrete=d)
+    m("made-dlogistic-context-order", lambda: MADE(3, DiscretizedLogisticMixture(4, 3), hidden=_H, context=2,
                                                      order=[2, 0, 1]), 3, 2, discrete=d)
-    m("made-normal", lambda: ARMADE(2, Normal(), hidden=_H), 2)
-    m("made-normal-1d", lambda: ARMADE(1, Normal(), hidden=_H), 1)
-    m("made-normal-context-random-order", lambda: ARMADE(3, Normal(), hidden=_H, context=2, order="random",
+    m("made-normal", lambda: MADE(2, Normal(), hidden=_H), 2)
+    m("made-normal-1d", lambda: MADE(1, Normal(), hidden=_H), 1)
+    m("made-normal-context-random-order", lambda: MADE(3, Normal(), hidden=_H, context=2, order="random",
                                                          seed=1), 3, 2)
-    m("made-normal-mixture", lambda: ARMADE(2, NormalMixture(3), hidden=_H), 2)
-    m("made-normal-mixture-context", lambda: ARMADE(3, NormalMixture(2), hidden=_H, context=2), 3, 2)
-    m("made-bernoulli-orders3", lambda: ARMADE(4, Bernoulli(), hidden=_H, orders=3), 4, discrete=d)  # an Ensemble
-    m("made-normal-orders3", lambda: ARMADE(2, Normal(), hidden=_H, orders=3), 2)
-    m("made-bernoulli-direct-orders2", lambda: ARMADE(5, Bernoulli(), hidden=_H, orders=2, direct=True), 5, discrete=d)
-    m("made-normal-direct-context", lambda: ARMADE(3, Normal(), hidden=_H, context=2, direct=True), 3, 2)
-    m("made-categorical-orders3-k1-context", lambda: OneOrder(ARMADE(3, Categorical(3), hidden=_H, orders=3,
+    m("made-normal-mixture", lambda: MADE(2, NormalMixture(3), hidden=_H), 2)
+    m("made-normal-mixture-context", lambda: MADE(3, NormalMixture(2), hidden=_H, context=2), 3, 2)
+    m("made-bernoulli-orders3", lambda: MADE(4, Bernoulli(), hidden=_H, orders=3), 4, discrete=d)  # an Ensemble
+    m("made-normal-orders3", lambda: MADE(2, Normal(), hidden=_H, orders=3), 2)
+    m("made-bernoulli-direct-orders2", lambda: MADE(5, Bernoulli(), hidden=_H, orders=2, direct=True), 5, discrete=d)
+    m("made-normal-direct-context", lambda: MADE(3, Normal(), hidden=_H, context=2, direct=True), 3, 2)
+    m("made-categorical-orders3-k1-context", lambda: OneOrder(MADE(3, Categorical(3), hidden=_H, orders=3,
                                                                      context=2), 1), 3, 2, discrete=d)
-    m("made-bernoulli-float64", lambda: ARMADE(4, Bernoulli(), hidden=_H).double(), 4, discrete=d, dtype=f64)
-    m("made-normal-float64-context", lambda: ARMADE(2, Normal(), hidden=_H, context=2).double(), 2, 2, dtype=f64)
-    m("nade-bernoulli", lambda: ARNADE(4, Bernoulli(), hidden=16), 4, discrete=d)
-    m("nade-categorical-random-order-relu", lambda: ARNADE(3, Categorical(3), hidden=16, order="random",
+    m("made-bernoulli-float64", lambda: MADE(4, Bernoulli(), hidden=_H).double(), 4, discrete=d, dtype=f64)
+    m("made-normal-float64-context", lambda: MADE(2, Normal(), hidden=_H, context=2).double(), 2, 2, dtype=f64)
+    m("nade-bernoulli", lambda: NADE(4, Bernoulli(), hidden=16), 4, discrete=d)
+    m("nade-categorical-random-order-relu", lambda: NADE(3, Categorical(3), hidden=16, order="random",
                                                            activation=nn.ReLU, seed=2), 3, discrete=d)
-    m("nade-normal-mixture-context", lambda: ARNADE(2, NormalMixture(2), hidden=16, context=2), 2, 2)
-    m("nade-normal-float64", lambda: ARNADE(2, Normal(), hidden=16).double(), 2, dtype=f64)
+    m("nade-normal-mixture-context", lambda: NADE(2, NormalMixture(2), hidden=16, context=2), 2, 2)
+    m("nade-normal-float64", lambda: NADE(2, Normal(), hidden=16).double(), 2, dtype=f64)
     m("pixelcnn-bernoulli", lambda: PixelCNN((1, 2, 3), Bernoulli(), channels=8, layers=2, kernel=3), 6, discrete=d)
     m("pixelcnn-categorical-rgb-context", lambda: PixelCNN((3, 1, 2), Categorical(3), channels=9, layers=2,
                                                            kernel=3, context=2), 6, 2, discrete=d)

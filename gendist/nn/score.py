@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from gendist._checks import check_integer
+
 __all__ = ["FourierFeatures", "NoiseEmbedding", "ScoreMLP"]
 
 
@@ -24,8 +26,7 @@ class NoiseEmbedding(nn.Module):
 
     def __init__(self, size: int = 32) -> None:
         super().__init__()
-        if size < 2 or size % 2:
-            raise ValueError(f"NoiseEmbedding: `size` must be an even integer >= 2, got {size}")
+        size = check_integer("NoiseEmbedding: `size`", size, low=2, even=True)
         self.register_buffer("omega", torch.logspace(0, 2, size // 2), persistent=False)
 
     def forward(self, noise: Tensor) -> Tensor:
@@ -46,8 +47,7 @@ class FourierFeatures(nn.Module):
 
     def __init__(self, dim: int, size: int, scale: float = 1.0, seed: int = 0) -> None:
         super().__init__()
-        if size < 2 or size % 2:
-            raise ValueError(f"FourierFeatures: `size` must be an even integer >= 2, got {size}")
+        size = check_integer("FourierFeatures: `size`", size, low=2, even=True)
         if not scale > 0:
             raise ValueError(f"FourierFeatures: `scale` must be positive, got {scale}")
         g = torch.Generator().manual_seed(seed)
@@ -96,8 +96,7 @@ class ScoreMLP(nn.Module):
         self.context = context
         self.embed = NoiseEmbedding(embedding)
         d = math.prod(self.shape)
-        if not (isinstance(features, int) and features >= 0 and features % 2 == 0):
-            raise ValueError(f"ScoreMLP: `features` must be an even integer >= 0, got {features!r}")
+        features = check_integer("ScoreMLP: `features`", features, low=0, even=True)
         if not 0 <= dropout < 1:
             raise ValueError(f"ScoreMLP: `dropout` must be in [0, 1), got {dropout}")
         self.features = FourierFeatures(d, features, feature_scale) if features else None

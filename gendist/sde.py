@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
+from gendist._checks import check_integer
+
 __all__ = ["SDE", "VP", "SubVP", "VE", "DDPM", "ReverseSDE", "timesteps", "SPACINGS", "make_sde"]
 
 Score = Callable[[Tensor, Tensor], Tensor]
@@ -410,8 +412,7 @@ def timesteps(
         >>> [round(t, 5) for t in timesteps(VP(), 4).tolist()]
         [1.0, 0.75025, 0.5005, 0.25075, 0.001]
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"timesteps: `steps` must be an integer >= 1, got {steps!r}")
+    check_integer("timesteps: `steps`", steps, low=1)
     if spacing not in SPACINGS:
         raise ValueError(f"timesteps: `spacing` must be one of {SPACINGS}, got {spacing!r}")
     lo = sde.t_min if t_min is None else float(t_min)

@@ -27,8 +27,9 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from gendist.diffusion.sde import SDE
+from gendist._checks import check_integer
 from gendist.samplers.ode import ODEStats, odeint
+from gendist.sde import SDE
 
 __all__ = ["DIVERGENCES", "PROBES", "probability_flow_log_prob", "divergence"]
 
@@ -113,8 +114,7 @@ def probability_flow_log_prob(
     """
     if probe not in PROBES:
         raise ValueError(f"probability_flow_log_prob: `probe` must be one of {PROBES}, got {probe!r}")
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
-        raise ValueError(f"probability_flow_log_prob: `probes` must be an integer >= 1, got {probes!r}")
+    check_integer("probability_flow_log_prob: `probes`", probes, low=1)
     t0 = sde.t_min if t_min is None else float(sde.check_time(t_min, "t_min"))
     if t0 >= sde.T:
         raise ValueError(f"probability_flow_log_prob: `t_min` must be below T = {sde.T}, got {t0}")

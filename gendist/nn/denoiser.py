@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from gendist.diffusion.sde import SDE
+from gendist.sde import SDE
 
 __all__ = ["Denoiser", "PARAMETRIZATIONS"]
 
@@ -63,7 +63,7 @@ class Denoiser(nn.Module):
 
     Example:
         >>> from gendist.diffusion import VP
-        >>> from gendist.diffusion.nets import ScoreMLP
+        >>> from gendist.nn.score import ScoreMLP
         >>> D = Denoiser(ScoreMLP((2,), hidden=(16,)), VP(), "v")
         >>> D(torch.randn(5, 2), torch.tensor(0.5)).shape
         torch.Size([5, 2])
