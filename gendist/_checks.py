@@ -26,8 +26,10 @@ def check_integer(name: str, value: object, low: int = 1, odd: bool = False, eve
     return out
 
 
-def check_shape(shape: Sequence[int], name: str = "shape") -> Size:
-    r"""``shape`` as a :class:`torch.Size` of positive sizes, or a clear error."""
+def check_shape(shape: int | Sequence[int], name: str = "shape") -> Size:
+    r"""``shape`` (a size, or a sequence of sizes) as a :class:`torch.Size` of positive sizes, or a clear error."""
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
     try:
         out = Size(int(s) for s in shape)
     except (TypeError, ValueError):

@@ -110,7 +110,7 @@ class DiffusionModel(Recorded, LazyDistribution):
         ode_steps: int | None = None,
     ) -> None:
         super().__init__()
-        self.shape = check_shape([shape] if isinstance(shape, int) else shape, "DiffusionModel: `shape`")
+        self.shape = check_shape(shape, "DiffusionModel: `shape`")
         check_integer("DiffusionModel: `context`", context, low=0)
         self.context = context
         self.sde = _sde(sde, schedule=schedule, beta_min=beta_min, beta_max=beta_max, sigma_min=sigma_min,

@@ -12,7 +12,9 @@ from torch.distributions import Distribution, constraints
 
 from gendist._checks import check_integer, check_value
 from gendist.distributions.base import Honest, LogProbKind
+from gendist.samplers import SAMPLERS
 from gendist.samplers.likelihood import PROBES, probability_flow_log_prob
+from gendist.samplers.ode import METHODS
 from gendist.sde import SDE, timesteps
 
 __all__ = ["Diffusion"]
@@ -82,8 +84,6 @@ class Diffusion(dist.TorchDistribution, Honest):
         device: torch.device | str | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        from gendist.samplers import SAMPLERS
-
         event_shape = Size(event_shape)
         if sampler not in SAMPLERS:
             raise ValueError(
@@ -96,8 +96,6 @@ class Diffusion(dist.TorchDistribution, Honest):
             )
         if probe not in PROBES:
             raise ValueError(f"Diffusion: `probe` must be one of {PROBES}, got {probe!r}")
-        from gendist.samplers.ode import METHODS
-
         if method not in METHODS or (method == "dopri5") != (ode_steps is None):
             raise ValueError(
                 f"Diffusion: `method` must be one of {METHODS}, with `ode_steps` for the fixed-step "
@@ -147,8 +145,6 @@ class Diffusion(dist.TorchDistribution, Honest):
         return self.sde.prior(tuple(self.event_shape), dtype=self.dtype, device=self.device)
 
     def rsample(self, sample_shape: Size = Size()) -> Tensor:
-        from gendist.samplers import SAMPLERS
-
         shape = self._extended_shape(sample_shape)
         x = self._prior().sample(shape[: len(shape) - len(self.event_shape)])
         options = dict(self.sampler_options)

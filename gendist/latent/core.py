@@ -78,7 +78,7 @@ class LatentModel(LazyDistribution):
     ) -> None:
         super().__init__()
         self.prior, self.encoder, self.decoder = prior, encoder, decoder
-        self.shape = check_shape((shape,) if isinstance(shape, int) else shape)
+        self.shape = check_shape(shape)
         self.context = check_integer("context", context, 0)
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")

@@ -116,7 +116,7 @@ class HierarchicalVAE(Recorded, LatentModel):
         chunk: int | None = None,
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
-        shape = check_shape((shape,) if isinstance(shape, int) else shape)
+        shape = check_shape(shape)
         if len(latents) != 2:
             raise ValueError(f"latents must be two sizes (|z1|, |z2|), got {latents!r}")
         L = (check_integer("latents[0]", latents[0], 1), check_integer("latents[1]", latents[1], 1))

@@ -112,7 +112,7 @@ class Decoder(LazyDistribution):
     ) -> None:
         super().__init__()
         self.features = check_integer("features", features, 1)
-        self.shape = check_shape((shape,) if isinstance(shape, int) else shape)
+        self.shape = check_shape(shape)
         self.family = as_family(family)
         if learned_scale and not (isinstance(self.family, Normal) and self.family.scale is None):
             raise ValueError(f"learned_scale needs the family Normal() (with no fixed scale), got {self.family!r}")

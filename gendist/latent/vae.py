@@ -11,6 +11,7 @@ from gendist._recipes import Recorded
 from gendist.distributions.bases import GaussianMixture, StandardNormal
 from gendist.distributions.conditionals import Conditional
 from gendist.distributions.lazy import LazyDistribution
+from gendist.flows import IAF, MAF
 from gendist.latent.core import LatentModel
 from gendist.latent.nets import Decoder, GaussianEncoder
 from gendist.latent.priors import VampPrior
@@ -25,8 +26,6 @@ def _encoder(kind: str, features: int, latent: int, hidden: Sequence[int], steps
     if kind in ("diag", "full"):
         return GaussianEncoder(features, latent, hidden, kind, activation)
     if kind == "flow":  # a Gaussian guide followed by inverse autoregressive steps, all conditioned on the data
-        from gendist.flows import IAF
-
         base = GaussianEncoder(features, latent, hidden, "diag", activation)
         return IAF(latent, context=features, transforms=steps, hidden=tuple(hidden)[-1:] * 2, base=base)
     raise ValueError(f"encoder must be one of {ENCODERS}, got {kind!r}")
@@ -38,8 +37,6 @@ def _prior(kind: str, latent: int, components: int, steps: int, encoder: LazyDis
     if kind == "mixture":
         return GaussianMixture(latent, components)
     if kind == "flow":
-        from gendist.flows import MAF
-
         return MAF(latent, transforms=steps, hidden=(max(64, 4 * latent),) * 2)
     if kind == "vamp":
         return VampPrior(encoder, features, components)
@@ -106,7 +103,7 @@ class VAE(Recorded, LatentModel):
         chunk: int | None = None,
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
-        shape = check_shape((shape,) if isinstance(shape, int) else shape)
+        shape = check_shape(shape)
         latent = check_integer("latent", latent, 1)
         context = check_integer("context", context, 0)
         components = check_integer("components", components, 1)

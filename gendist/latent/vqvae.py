@@ -18,6 +18,7 @@ from torch import Size, Tensor
 
 from gendist._checks import check_context, check_integer, check_shape
 from gendist._recipes import Recorded
+from gendist.autoregressive import PixelCNN, Transformer
 from gendist.distributions.conditionals import Categorical, Conditional, as_family, check_values
 from gendist.distributions.factorized import Factorized
 from gendist.distributions.latent import VQVAEDistribution
@@ -174,12 +175,8 @@ class VQVAE(Recorded, LazyDistribution):
         self.prior_kind = prior
         h, w = self.grid
         if prior == "pixelcnn":
-            from gendist.autoregressive import PixelCNN
-
             self.prior = PixelCNN((1, h, w), Categorical(codes), prior_channels, prior_layers, prior_kernel)
         else:
-            from gendist.autoregressive import Transformer
-
             if check_integer("prior_channels", prior_channels, 4) % 4:
                 raise ValueError(
                     f"prior_channels (the transformer's width, 4 heads) must be a multiple of 4, got {prior_channels}"
