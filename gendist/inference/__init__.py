@@ -1,11 +1,14 @@
 r"""Training: objectives and one loop, :func:`fit`, shared by every family with an objective."""
 
+from gendist.inference import distributed
 from gendist.inference.ema import EMA
-from gendist.inference.fit import History, fit, load_checkpoint, nll_objective
+from gendist.inference.fit import History, fit, load_checkpoint
+from gendist.inference.objective import Objective, Stage, Stateful, nll_objective
 from gendist.inference.score_matching import WEIGHTINGS, TimeSampler, dsm_loss, weight
 
 __all__ = [
-    "EMA", "History", "TimeSampler", "WEIGHTINGS", "dsm_loss", "fit", "load_checkpoint", "nll_objective", "weight",
+    "EMA", "History", "Objective", "Stage", "Stateful", "TimeSampler", "WEIGHTINGS", "distributed", "dsm_loss",
+    "fit", "load_checkpoint", "nll_objective", "weight",
 ]
 from gendist.inference.variational import OBJECTIVES, kl_weight, variational_loss  # noqa: E402
 
