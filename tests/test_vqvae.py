@@ -282,3 +282,25 @@ def test_command_line_fit_sample_evaluate(tmp_path):
     x = np.load(samples)
     assert x.shape == (5, 64) and np.all(x == np.round(x)) and np.all(np.isfinite(np.load(logp)))
     assert main(["fit", "--data", "moons", "--model", "vqvae", "--out", str(tmp_path / "m"), *fast]) == 2
+
+
+def test_training_stages_train_the_autoencoder_then_the_prior_alone():
+    from gendist.inference import fit
+
+    torch.manual_seed(0)
+    vq = VQVAE((1, 4, 4), "bernoulli", codes=4, dim=2, channels=8, downsample=1, blocks=1, prior_channels=4,
+               prior_layers=1)
+    x = (torch.rand(64, 1, 4, 4) < 0.5).float()
+    seen = {}
+
+    def snapshot(step, loss):
+        seen.setdefault(vq.stage, {k: v.clone() for k, v in vq.state_dict().items()})
+
+    h = fit(vq, x, stages=vq.training_stages(2, 2, first="autoencoder"), batch_size=16, progress=False,
+            callback=snapshot)
+    assert list(h.losses) == ["autoencoder/loss", "prior/prior"] and vq.stage == "prior"
+    after = vq.state_dict()
+    assert all(torch.equal(seen["prior"][k], after[k]) for k in after if not k.startswith("prior."))
+    assert not all(torch.equal(seen["prior"][k], after[k]) for k in after if k.startswith("prior."))
+    with pytest.raises(ValueError, match="first"):
+        vq.training_stages(1, 1, first="prior")

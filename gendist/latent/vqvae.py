@@ -23,6 +23,7 @@ from gendist.distributions.conditionals import Categorical, Conditional, as_fami
 from gendist.distributions.factorized import Factorized
 from gendist.distributions.latent import VQVAEDistribution
 from gendist.distributions.lazy import LazyDistribution
+from gendist.inference.objective import Objective, Stage, nll_objective
 from gendist.nn.vq import VectorQuantizer
 
 __all__ = ["VQVAE", "CodeUsage", "PRIORS", "STAGES"]
@@ -50,6 +51,20 @@ class _Residual(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         return h + self.body(h)
+
+
+class _Enter:
+    """A stage's setup: switch a VQ-VAE to ``stage``."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def __call__(self, model: nn.Module) -> None:
+        model.stage = self.stage
+
+
+def _prior_parameters(model: nn.Module):  # noqa: ANN202
+    return model.prior.parameters()
 
 
 def _encoder(inputs: int, channels: int, dim: int, downsample: int, blocks: int) -> nn.Sequential:
@@ -278,6 +293,27 @@ class VQVAE(Recorded, LazyDistribution):
         if self.stage == "joint":
             nll = nll - self.prior().log_prob(self._prior_value(indices))
         return nll.mean() + vq_loss
+
+    def training_stages(self, epochs: int, prior_epochs: int, first: str = "joint") -> list[Stage]:
+        r"""The two stages of VQ-VAE training for :func:`~gendist.inference.fit`: ``first`` (``"joint"`` or
+        ``"autoencoder"``) for ``epochs`` epochs, then the prior alone on the final codes for ``prior_epochs``.
+
+        The prior stage's optimizer holds the prior's parameters only. Pass the list as
+        ``fit(vqvae, x, stages=vqvae.training_stages(...))``; plain ``fit(vqvae, x)`` trains the current
+        :attr:`stage`.
+
+        Example:
+            >>> vq = VQVAE((1, 4, 4), "bernoulli", codes=4, dim=2, channels=8, downsample=1, blocks=1)
+            >>> [s.name for s in vq.training_stages(2, 1)]
+            ['joint', 'prior']
+        """
+        if first not in ("joint", "autoencoder"):
+            raise ValueError(f"first must be 'joint' or 'autoencoder', got {first!r}")
+        prior = Objective("prior", nll_objective, parameters=_prior_parameters)
+        return [
+            Stage(first, nll_objective, epochs=check_integer("epochs", epochs, 1), setup=_Enter(first)),
+            Stage("prior", prior, epochs=check_integer("prior_epochs", prior_epochs, 1), setup=_Enter("prior")),
+        ]
 
     @torch.no_grad()
     def code_usage(self, x: Tensor) -> CodeUsage:
