@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Size, Tensor
 
-__all__ = ["check_context", "check_integer", "check_shape", "check_sizes", "check_value"]
+__all__ = ["check_context", "check_finite", "check_integer", "check_shape", "check_sizes", "check_value"]
 
 
 def check_integer(name: str, value: object, low: int = 1, odd: bool = False, even: bool = False) -> int:
@@ -102,7 +102,18 @@ def check_value(
             f"{where}: `{name}` must have shape (..., {', '.join(map(str, event_shape))}) "
             f"ending in the event shape {tuple(event_shape)}, got shape {tuple(value.shape)}"
         )
+    check_finite(name, value, where)
+
+
+def check_finite(name: str, value: Tensor, where: str) -> None:
+    r"""Raise a ``ValueError`` naming ``name`` (in ``where``) if the tensor ``value`` has NaN or infinite entries.
+
+    Skipped while ``torch.compile`` traces, so compiled graphs stay free of checks.
+    """
+    if torch.compiler.is_compiling():
+        return
     # a finite sum proves every entry finite (cheap); only otherwise count the bad entries
     if not bool(value.sum().isfinite()) and not bool(torch.isfinite(value).all()):
-        bad = (~torch.isfinite(value)).sum().item()
-        raise ValueError(f"{where}: `{name}` has {bad} NaN or infinite entries; expected finite values")
+        counts = ((int(torch.isnan(value).sum()), "NaN"), (int(torch.isinf(value).sum()), "infinite"))
+        bad = " and ".join(f"{n} {kind}" for n, kind in counts if n)
+        raise ValueError(f"{where}: `{name}` has {bad} entries; expected finite values")

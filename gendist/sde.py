@@ -30,7 +30,7 @@ from torch.distributions import Distribution, Independent, Normal
 
 from gendist._checks import check_integer
 
-__all__ = ["SDE", "VP", "SubVP", "VE", "DDPM", "ReverseSDE", "timesteps", "SPACINGS", "make_sde"]
+__all__ = ["SDE", "VP", "SubVP", "VE", "DDPM", "ReverseSDE", "timesteps", "SDES", "SPACINGS", "make_sde"]
 
 Score = Callable[[Tensor, Tensor], Tensor]
 SPACINGS = ("uniform", "logsnr", "karras")
@@ -373,6 +373,8 @@ class DDPM(SDE):
 
 
 _SDES = {"vp": VP, "subvp": SubVP, "ve": VE, "ddpm": DDPM}
+SDES = tuple(_SDES)
+r"""The names :func:`make_sde` takes: ``"vp"``, ``"subvp"``, ``"ve"``, ``"ddpm"``."""
 
 
 def make_sde(spec: str | dict | SDE, **kwargs) -> SDE:

@@ -325,3 +325,22 @@ def test_config_round_trip(make):
     x = model(c).sample((2,))
     assert torch.equal(clone(c).log_prob(x), model(c).log_prob(x))
     assert not math.isnan(model(c).log_prob(x).sum().item())
+
+
+def test_discretized_logistic_is_finite_and_accurate_in_float32():
+    # bins much narrower than the scale (log-scale 19 and 43): the difference of the two sigmoids is ~1e-9 and
+    # ~1e-19, below float32's resolution of 0.5; and random parameters in every tail, against float64
+    family = DiscretizedLogisticMixture(4, 2)
+    wide = torch.tensor([-7.75, -18.28, 11.02, -42.17, 18.88, 43.2])
+    lp = family.log_prob(wide, torch.tensor(1.0))
+    torch.testing.assert_close(lp.double(), family.log_prob(wide.double(), torch.tensor(1.0, dtype=F64)))
+    assert torch.isfinite(lp)
+    torch.manual_seed(0)
+    family = DiscretizedLogisticMixture(256, 5)
+    theta = 3 * torch.randn(5000, 15, dtype=F64)
+    x = torch.randint(0, 256, (5000,)).double()
+    exact = family.log_prob(theta, x)
+    assert (family.log_prob(theta.float(), x.float()).double() - exact).abs().max() < 1e-3
+    levels = torch.arange(256, dtype=F64)
+    total = family.log_prob(theta[:8, None].expand(8, 256, 15), levels.expand(8, 256)).logsumexp(-1)
+    torch.testing.assert_close(total, torch.zeros(8, dtype=F64), atol=1e-12, rtol=0)

@@ -1,16 +1,51 @@
-"""The conformance suite: every public check on every registered model and transform."""
+"""The conformance suite: one body per check, run over every registry entry it applies to.
 
+``gendist.testing.registry`` lists every public model (flows, autoregressive,
+latent-variable, VQ-VAE and diffusion models) and transform, each entry
+declaring its family, discreteness, ``log_prob_kind``, context size, dtype,
+and the checks it skips with why. Each test below is parametrized over the
+entries of :data:`~gendist.testing.registry.MODELS`: those that run the check,
+and those that skip it (reported as skipped, with the entry's reason). The
+family checks (autoregressive ordering, cached sampling, inpainting; latent
+bounds and estimates) run over the entries of their family, and the transform
+checks over :data:`~gendist.testing.registry.TRANSFORMS`. Hypothesis draws
+seeds, perturbation scales, batch shapes and input magnitudes (the
+repository's ``ci`` profile).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+
+import pyro
+import pyro.distributions as dist
 import pytest
 import torch
+import torch.nn as nn
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from torch.distributions import constraints
+from pyro import poutine
+from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
+from pyro.optim import Adam
+from torch import Tensor
+from torch.distributions import Distribution, constraints
 
+import gendist
+from gendist._recipes import Recorded
+from gendist.autoregressive import MADE, Bernoulli, Categorical, Normal
+from gendist.distributions import Autoregressive, Ensemble, LatentVariable
 from gendist.testing import (
+    check_autoregressive,
     check_bad_inputs,
+    check_bounds,
+    check_cached_sampling,
+    check_enumeration,
     check_extreme_inputs,
     check_float64,
     check_gradients,
+    check_inpaint,
     check_invertible,
     check_log_abs_det_jacobian,
     check_log_prob_kind,
@@ -19,113 +54,227 @@ from gendist.testing import (
     check_sample_log_prob,
     check_shapes,
     check_state_dict,
+    check_support,
+    check_unimplemented,
 )
-from gendist.testing.registry import MODELS, TRANSFORMS, build_transform, perturb
+from gendist.testing.registry import (
+    CHECKS,
+    FAMILIES,
+    FAMILY_CHECKS,
+    MODELS,
+    TRANSFORMS,
+    ModelEntry,
+    OneOrder,
+    TransformEntry,
+    build_model,
+    build_transform,
+    draw_context,
+    entries,
+)
 
 seeds = st.integers(0, 2**16)
-scales = st.sampled_from([0.0, 0.05, 0.3, 1.0, 2.0])
+scales = st.sampled_from([0.0, 0.05, 0.3, 1.0])
+batches = st.lists(st.integers(1, 3), max_size=2).map(tuple)
 log10_magnitudes = st.floats(-3.0, 2.0)
 
 
-def _inputs(entry, seed, log10_magnitude, n=4):
-    g = torch.Generator().manual_seed(seed)
-    shape = (n,) + ((entry.features,) if entry.features else ())
-    x = torch.randn(shape, generator=g, dtype=torch.float64)
-    magnitude = min(10.0**log10_magnitude, entry.magnitude)
-    return x * magnitude
+def over(check: str, family: str | None = None) -> pytest.MarkDecorator:
+    r"""Parametrize ``entry`` over the models (of ``family``) that run ``check``, and those that skip it, skipped."""
+    params = []
+    for name, entry in sorted(MODELS.items()):
+        if family is not None and entry.family != family:
+            continue
+        if entry.runs(check):
+            params.append(pytest.param(entry, id=name))
+        elif check in entry.skip:
+            params.append(pytest.param(entry, id=name, marks=pytest.mark.skip(reason=f"{name}: {entry.skip[check]}")))
+    return pytest.mark.parametrize("entry", params)
 
 
-@pytest.mark.parametrize("name", sorted(TRANSFORMS))
-@given(seed=seeds, scale=scales, log10_magnitude=log10_magnitudes)
-def test_transform_invertible(name, seed, scale, log10_magnitude):
-    entry = TRANSFORMS[name]
-    module, c = build_transform(entry, scale, seed)
-    module.eval()
-    check_invertible(module(c), _inputs(entry, seed, log10_magnitude))
+def _module(entry: ModelEntry, check: str, scale: float = 0.3, seed: int = 0) -> nn.Module:
+    r"""The entry's module for ``check``: perturbed by ``scale`` unless the entry says otherwise, in eval mode."""
+    s = entry.settings_for(check)
+    return build_model(entry, scale if s.scale is None else s.scale, seed, s.float64)
 
 
-@pytest.mark.parametrize("name", sorted(TRANSFORMS))
-@given(seed=seeds, scale=scales, log10_magnitude=st.floats(-2.0, 1.5))
-def test_transform_log_abs_det_jacobian(name, seed, scale, log10_magnitude):
-    entry = TRANSFORMS[name]
-    module, c = build_transform(entry, scale, seed)
-    module.eval()
-    check_log_abs_det_jacobian(module(c), _inputs(entry, seed, log10_magnitude))
+def _dtype(module: nn.Module) -> torch.dtype:
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        if t.dtype.is_floating_point:
+            return t.dtype
+    return torch.get_default_dtype()
 
 
-# latent-variable models (log_prob an importance-sampled estimate) run the checks that apply to them in
-# tests/test_latent_conformance.py; the checks here need an exact (or deterministic) log_prob
-EXACT = sorted(n for n, e in MODELS.items() if not e.estimate)
+def _distribution(entry: ModelEntry, module: nn.Module, check: str, batch: tuple[int, ...] = (),
+                  seed: int = 0) -> Distribution:
+    r"""``module(c)`` with a context of batch shape ``batch`` (the entry's call options for ``check``), or the
+    unconditional distribution expanded to it."""
+    c = draw_context(entry, *batch, seed=seed, dtype=_dtype(module))
+    call = entry.settings_for(check).call
+    d = module(c, **call) if call else module(c)
+    return d.expand(batch) if batch and not entry.context else d
 
 
-def _model(name, scale=0.3, seed=0):
-    # eval mode: ActNorm's data-dependent initialization would otherwise run on
-    # the first data scored, so sampled and scored densities would differ
-    entry = MODELS[name]
-    torch.manual_seed(seed)
-    module = perturb(entry.factory(), scale, torch.Generator().manual_seed(seed))
-    return entry, module.eval()
+def _contexts(entry: ModelEntry, module: nn.Module) -> tuple[Tensor | None, ...]:
+    r"""One context and a batch of two for a conditional entry; None for an unconditional one."""
+    if not entry.context:
+        return (None,)
+    return draw_context(entry, dtype=_dtype(module)), draw_context(entry, 2, dtype=_dtype(module))
 
 
-def _context(entry, *batch):
-    return torch.randn(*batch, entry.context, dtype=entry.dtype) if entry.context else None
+def _options(entry: ModelEntry, check: str) -> dict:
+    return dict(entry.settings_for(check).options)
 
 
-@pytest.mark.parametrize("name", EXACT)
-def test_model_shapes_and_errors(name):
-    entry, module = _model(name)
-    for c in (_context(entry), _context(entry, 2)) if entry.context else (None,):
-        d = module(c)
-        check_log_prob_kind(d)
-        check_shapes(d)
-        check_bad_inputs(d)
+# ---------------------------------------------------------------- the registry itself
 
 
-@pytest.mark.parametrize("name", EXACT)
-def test_model_pyro(name):
-    entry, module = _model(name)
-    check_pyro(module(_context(entry, 3)))
+def test_the_registry_covers_every_family_and_declares_its_skips():
+    families = {e.family for e in MODELS.values()}
+    assert families == set(FAMILIES)
+    assert len(entries("builds", "autoregressive")) >= 10 and entries("enumeration", "autoregressive")
+    assert len(entries("builds", "latent")) >= 10
+    for entry in MODELS.values():
+        known = set(CHECKS) | set(FAMILY_CHECKS.get(entry.family, {}))
+        assert set(entry.skip) <= known and set(entry.settings) <= known, entry.name
+        assert all(isinstance(why, str) and why for why in entry.skip.values()), entry.name
+        assert entry.runs("builds"), entry.name
+        if entry.estimate or entry.discrete:
+            assert not entry.normalize, entry.name
 
 
-@pytest.mark.parametrize("name", EXACT)
-def test_model_sample_log_prob_agree(name):
+def _recipes() -> set[type]:
+    r"""Every public model class: the concrete recipes the model packages export."""
+    found = set()
+    for package in (gendist.flows, gendist.autoregressive, gendist.latent, gendist.diffusion):
+        for name in package.__all__:
+            obj = getattr(package, name)
+            if inspect.isclass(obj) and issubclass(obj, Recorded) and not inspect.isabstract(obj):
+                found.add(obj)
+    return found
+
+
+def test_every_public_model_has_an_entry():
+    built = set()
+    for entry in MODELS.values():
+        module = entry.factory()
+        built.add(type(module.model if isinstance(module, OneOrder) else module))
+    missing = sorted(cls.__name__ for cls in _recipes() - built)
+    assert not missing, f"public models with no registry entry: {missing}"
+
+
+# ---------------------------------------------------------------- every entry
+
+
+@over("builds")
+def test_builds(entry):
+    module = _module(entry, "builds")
+    d = _distribution(entry, module, "builds", (2,))
+    assert isinstance(d, FAMILIES[entry.family]), type(d)
+    assert d.support.is_discrete == entry.discrete
+    assert d.event_shape.numel() == entry.features
+    assert d.batch_shape == (2,)
+    assert d.sample().dtype == (entry.dtype or torch.get_default_dtype())
+
+
+@over("log_prob_kind")
+def test_log_prob_kind(entry):
+    module = _module(entry, "log_prob_kind")  # on a batch of contexts, or the unconditional distribution expanded
+    check_log_prob_kind(_distribution(entry, module, "log_prob_kind", (2,)), entry.log_prob_kind)
+
+
+@over("shapes")
+def test_shapes(entry):
+    module = _module(entry, "shapes")
+    for c in _contexts(entry, module):
+        check_shapes(module(c))
+
+
+@over("bad_inputs")
+def test_bad_inputs(entry):
+    module = _module(entry, "bad_inputs")
+    for c in _contexts(entry, module):
+        check_bad_inputs(module(c))
+
+
+@over("support")
+def test_support(entry):
+    module = _module(entry, "support")
+    for batch in ((), (2,)):
+        check_support(_distribution(entry, module, "support", batch))
+
+
+@over("pyro")
+def test_pyro(entry):
+    module = _module(entry, "pyro")
+    check_pyro(_distribution(entry, module, "pyro", (3,) if entry.context else ()))
+
+
+@over("batches")
+@given(seed=seeds, scale=scales, batch=batches)
+def test_batches(entry, seed, scale, batch):
+    module = _module(entry, "batches", scale, seed)
+    d = _distribution(entry, module, "batches", batch, seed)
+    check_shapes(d, (2,))
+    check_pyro(d, plate_size=3)
+
+
+@over("float64")
+def test_float64(entry):
+    module = _module(entry, "float64")
+    check_float64(module, draw_context(entry, 5))
+
+
+@over("state_dict")
+def test_state_dict(entry):
+    check_state_dict(entry.factory, draw_context(entry, 5))
+
+
+@over("gradients")
+def test_gradients(entry):
+    module = _module(entry, "gradients")
+    c = draw_context(entry, 5)
+    check_gradients(module, module(c).sample((3,)), c, **_options(entry, "gradients"))
+
+
+@over("extreme_inputs")
+def test_extreme_inputs(entry):
+    module = _module(entry, "extreme_inputs")
+    check_extreme_inputs(module, draw_context(entry, 5), **_options(entry, "extreme_inputs"))
+
+
+@over("normalized")
+def test_normalized(entry):
+    module = _module(entry, "normalized")
+    check_normalized(_distribution(entry, module, "normalized"), **_options(entry, "normalized"))
+
+
+@over("enumeration")
+@given(seed=seeds, scale=scales, batch=batches)
+def test_enumeration(entry, seed, scale, batch):
+    module = _module(entry, "enumeration", scale, seed)
+    total = check_enumeration(_distribution(entry, module, "enumeration", batch, seed))
+    assert total.shape == batch
+
+
+@over("sample_log_prob")
+def test_sample_log_prob(entry):
     # moderate perturbations: the nearest-neighbour test loses power on very spiky densities
-    entry, module = _model(name, scale=0.1)
-    check_sample_log_prob(module(_context(entry)), n=1000 * entry.features + 2000)
+    module = _module(entry, "sample_log_prob", scale=0.1)
+    options = {"n": 1000 * entry.features + 2000, **_options(entry, "sample_log_prob")}
+    check_sample_log_prob(_distribution(entry, module, "sample_log_prob"), **options)
 
 
-@pytest.mark.parametrize("name", [n for n in EXACT if MODELS[n].normalize])
-def test_model_normalized(name):
-    entry, module = _model(name, scale=0.3)
-    check_normalized(module(_context(entry)))
-
-
-@pytest.mark.parametrize("name", EXACT)
-def test_model_float64_state_dict_gradients(name):
-    entry, module = _model(name)
-    c = _context(entry, 5)
-    check_float64(module, c)
-    check_state_dict(entry.factory, c)
-    x = module(c).sample((3,))
-    check_gradients(module, x, c)
-    if not entry.discrete:  # far-out magnitudes and gradients w.r.t. the value are for continuous densities
-        check_extreme_inputs(module, c)
-
-
-@pytest.mark.parametrize("name", EXACT)
+@over("fused_paths")
 @given(seed=seeds, scale=st.sampled_from([0.0, 0.05, 0.2, 0.5]), log10_magnitude=log10_magnitudes)
-def test_model_fused_paths_agree(name, seed, scale, log10_magnitude):
-    entry, module = _model(name, scale, seed)
-    module.double().eval()  # eval: batch statistics and ActNorm's data init would change the map
-    c = _context(entry, 2)
-    c = None if c is None else c.double()
-    d = module(c)
+def test_fused_paths(entry, seed, scale, log10_magnitude):
+    module = _module(entry, "fused_paths", scale, seed).double()
+    d = module(draw_context(entry, 2, seed=seed, dtype=torch.float64))
     if d.support.event_dim and not isinstance(d.support.base_constraint, type(constraints.real)):
         # a bounded support saturates (sigmoid rounds to the bound) for huge base values
         assume(scale <= 0.2)
-    fused = d.rsample_and_log_prob if d.has_rsample else getattr(d, "sample_and_log_prob", None)
+    fused = getattr(d, "rsample_and_log_prob" if d.has_rsample else "sample_and_log_prob", None)
     if fused is None and entry.discrete:
-        pytest.skip("a discrete Ensemble: no fused path and no magnitudes to try")
+        pytest.skip("no fused path, and rescaled integers leave the support: nothing to check")
     if fused is not None:
         x, lp = fused((3,))
         torch.testing.assert_close(lp, d.log_prob(x), atol=1e-5, rtol=1e-5)
@@ -137,3 +286,241 @@ def test_model_fused_paths_agree(name, seed, scale, log10_magnitude):
     inside = d.support.check(y)
     lp = d.log_prob(y[inside]) if not inside.all() else d.log_prob(y)
     assert torch.isfinite(lp).all()
+
+
+@over("unimplemented")
+def test_unimplemented(entry):
+    module = _module(entry, "unimplemented")
+    for c in _contexts(entry, module):
+        check_unimplemented(module(c))
+
+
+# ---------------------------------------------------------------- autoregressive entries
+
+
+@over("autoregressive", "autoregressive")
+@given(seed=seeds, scale=scales)
+def test_autoregressive_property(entry, seed, scale):
+    # exact zeros for every network: no position sees itself or a later one (every order of a multi-order model)
+    module = _module(entry, "autoregressive", scale, seed)
+    check_autoregressive(module, draw_context(entry, 3, seed=seed), seed=seed, connected=False)
+
+
+@over("connected", "autoregressive")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_connected(entry, seed):
+    # each position sees some earlier one: a property of an initialization (a small random network can have
+    # a connection cut by dead ReLUs or saturated gates everywhere), so checked on fixed ones
+    module = _module(entry, "connected", 0.3, seed)
+    check_autoregressive(module, draw_context(entry, 3, seed=seed), seed=seed)
+
+
+@over("cached_sampling", "autoregressive")
+@given(seed=seeds, scale=scales, batch=batches, sample_shape=st.sampled_from([(), (1,), (4,), (2, 3)]))
+def test_cached_sampling(entry, seed, scale, batch, sample_shape):
+    module = _module(entry, "cached_sampling", scale, seed)
+    check_cached_sampling(_distribution(entry, module, "cached_sampling", batch, seed), sample_shape, seed)
+
+
+@over("inpaint", "autoregressive")
+def test_inpaint(entry):
+    # a large perturbation: strong dependence between positions, so ignoring an observation would show
+    module = _module(entry, "inpaint", scale=1.0)
+    d = _distribution(entry, module, "inpaint", (2,) if entry.context else ())
+    for part in d.components if isinstance(d, Ensemble) else [d]:  # each order of an Ensemble
+        found = check_inpaint(part, samples=1500, particles=16)
+        if entry.discrete and entry.features > 1:
+            assert set(found) == {"chi2_pvalue", "tv_particles_1", "tv_sir"}
+
+
+def test_multi_order_made_in_training_mode():
+    made = MADE(4, Categorical(3), hidden=(16, 16), orders=3, context=2).train()
+    c = torch.randn(5, 2)
+    check_autoregressive(made, c)  # all three orders
+    for k in range(3):
+        check_autoregressive(made, c, k=k)
+    seen = set()
+    for _ in range(12):  # each call draws one order
+        d = made(c)
+        assert isinstance(d, Autoregressive)
+        seen.add(tuple(d.model.ordering()))
+        check_cached_sampling(d)
+    assert len(seen) > 1
+    check_enumeration(made.eval()(c))
+
+
+@pytest.fixture
+def fresh_pyro():
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    yield
+    pyro.clear_param_store()
+
+
+def test_made_bernoulli_observed_in_a_plate(fresh_pyro):
+    made = MADE(4, Bernoulli(), hidden=(16,), context=2)
+    c = torch.randn(6, 2)
+    x = made(c).sample()
+
+    def model():
+        pyro.module("made", made)
+        with pyro.plate("data", 6):
+            pyro.sample("x", made(c), obs=x)
+        with pyro.plate("copies", 5, dim=-1):  # an unconditional-style site broadcast by the plate
+            pyro.sample("y", made(c[0]), obs=x[0])
+
+    trace = poutine.trace(model).get_trace()
+    trace.compute_log_prob()
+    torch.testing.assert_close(trace.nodes["x"]["log_prob"], made(c).log_prob(x))
+    torch.testing.assert_close(trace.nodes["y"]["log_prob"], made(c[0]).log_prob(x[0]).expand(5))
+    loss = -trace.log_prob_sum()
+    loss.backward()
+    grads = [p.grad for p in made.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_made_normal_latent_in_svi(fresh_pyro):
+    # z ~ N(0, I), x_n ~ N(z, 0.5^2): the guide is the MADE distribution itself (rsample)
+    torch.manual_seed(0)
+    made = MADE(2, Normal(), hidden=(16,))
+    data = torch.tensor([1.0, -0.5]) + 0.5 * torch.randn(8, 2)
+
+    def model():
+        z = pyro.sample("z", dist.Normal(torch.zeros(2), 1.0).to_event(1))
+        with pyro.plate("data", len(data)):
+            pyro.sample("x", dist.Normal(z, 0.5).to_event(1), obs=data)
+
+    def guide():
+        pyro.module("made", made)
+        pyro.sample("z", made())
+
+    before = [p.detach().clone() for p in made.parameters()]
+    svi = SVI(model, guide, Adam({"lr": 0.02}), Trace_ELBO(num_particles=4, vectorize_particles=False))
+    losses = [svi.step() for _ in range(25)]
+    assert all(math.isfinite(v) for v in losses), losses
+    assert all(torch.isfinite(p).all() for p in made.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, made.parameters()))
+    trace = poutine.trace(guide).get_trace()
+    z = trace.nodes["z"]["value"]
+    assert z.requires_grad and z.shape == (2,)
+
+
+@pytest.mark.parametrize("orders", [1, 3])
+def test_enumerated_discrete_latent(fresh_pyro, orders):
+    # a MADE (or its Ensemble over orders) as a latent summed out by TraceEnum_ELBO: the loss is -log p(x) exactly
+    torch.manual_seed(0)
+    made = MADE(3, Bernoulli(), hidden=(16,), orders=orders).eval()
+    d = made()
+    assert isinstance(d, Ensemble if orders > 1 else Autoregressive)
+    x = torch.tensor([0.5, 2.0, -1.0, 3.2])
+
+    def model():
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", d, infer={"enumerate": "parallel"})
+            pyro.sample("x", dist.Normal(z.sum(-1), 1.0), obs=x)
+
+    def guide():
+        pass
+
+    loss = TraceEnum_ELBO(max_plate_nesting=1).loss(model, guide)
+    with torch.no_grad():
+        zs = d.enumerate_support(expand=False)  # (8, 3)
+        joint = d.log_prob(zs)[:, None] + dist.Normal(zs.sum(-1)[:, None], 1.0).log_prob(x)  # (8, N)
+        exact = -joint.logsumexp(0).sum().item()
+    assert loss == pytest.approx(exact, rel=1e-5)
+
+
+def test_ensemble_in_pyro(fresh_pyro):
+    made = MADE(3, Categorical(3), hidden=(16,), orders=3, context=2).eval()
+    c = torch.randn(4, 2)
+    d = made(c)
+    assert isinstance(d, Ensemble)
+    check_pyro(d)
+    x = d.sample()
+
+    def model():
+        with pyro.plate("data", 4):
+            latent = pyro.sample("latent", d)
+            pyro.sample("obs", d, obs=x)
+        return latent
+
+    trace = poutine.trace(model).get_trace()
+    trace.compute_log_prob()
+    assert trace.nodes["latent"]["value"].shape == (4, 3)
+    torch.testing.assert_close(trace.nodes["obs"]["log_prob"], d.log_prob(x))
+    assert torch.isfinite(trace.log_prob_sum())
+
+
+# ---------------------------------------------------------------- latent-variable entries
+
+
+@over("bounds", "latent")
+def test_bounds_in_order(entry):
+    # on any model (trained or not): E[ELBO] <= E[IWAE_1] (equal) <= E[IWAE_4] <= E[IWAE_32]
+    module = _module(entry, "bounds")
+    c = draw_context(entry, 16)
+    x = module(c).sample() if entry.context else module().sample((16,))
+    means = check_bounds(module, x, ks=(1, 4, 32), c=c, repeats=16)
+    assert all(math.isfinite(m) for m in means.values())
+
+
+@over("same_seed", "latent")
+def test_same_seed_same_estimate(entry):
+    # what check_shapes, check_pyro and check_state_dict rely on: an estimate is a function of the random numbers;
+    # log_prob (chunked or not) is the log-mean-exp of the log-weights drawn from the same stream
+    module = _module(entry, "same_seed")
+    c = draw_context(entry, 2)
+    d = module(c)
+    x = d.sample((3,))
+    values = []
+    for fn in (lambda: d.log_prob(x), lambda: module(c).log_prob(x),
+               lambda: torch.logsumexp(d.log_weights(x), 0) - math.log(d.particles)):
+        torch.manual_seed(7)
+        values.append(fn().detach())
+    torch.testing.assert_close(values[0], values[1], rtol=0, atol=0)
+    tol = 1e-5 if values[0].dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(values[2], values[0], rtol=tol, atol=tol)
+    torch.manual_seed(8)
+    assert not torch.equal(d.log_prob(x).detach(), values[0])  # other random numbers, another estimate
+
+
+@over("no_random_numbers", "latent")
+def test_building_the_marginal_draws_no_random_numbers(entry):
+    module = entry.factory().eval()
+    c = draw_context(entry, 2)
+    state = torch.get_rng_state()
+    d = module(c)  # the first call reads the decoder's support: at z = 0, not at a draw
+    assert isinstance(d, LatentVariable)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+# ---------------------------------------------------------------- transforms
+
+
+def _inputs(entry: TransformEntry, seed: int, log10_magnitude: float, n: int = 4) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    shape = (n,) + ((entry.features,) if entry.features else ())
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    return x * min(10.0**log10_magnitude, entry.magnitude)
+
+
+transform_scales = st.sampled_from([0.0, 0.05, 0.3, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+@given(seed=seeds, scale=transform_scales, log10_magnitude=log10_magnitudes)
+def test_transform_invertible(name, seed, scale, log10_magnitude):
+    entry = TRANSFORMS[name]
+    module, c = build_transform(entry, scale, seed)
+    module.eval()
+    check_invertible(module(c), _inputs(entry, seed, log10_magnitude))
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+@given(seed=seeds, scale=transform_scales, log10_magnitude=st.floats(-2.0, 1.5))
+def test_transform_log_abs_det_jacobian(name, seed, scale, log10_magnitude):
+    entry = TRANSFORMS[name]
+    module, c = build_transform(entry, scale, seed)
+    module.eval()
+    check_log_abs_det_jacobian(module(c), _inputs(entry, seed, log10_magnitude))

@@ -20,10 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["DIGITS_LEVELS", "DIGITS_SPLITS", "load_digits", "dequantize"]
+__all__ = ["DIGITS_LEVELS", "DIGITS_SHAPE", "DIGITS_SPLITS", "load_digits", "dequantize"]
 
 DIGITS_LEVELS = 17
 r"""The number of integer levels of a pixel (values 0..16)."""
+
+DIGITS_SHAPE = (8, 8)
+r"""The (height, width) of an image; a row of :func:`load_digits` is one, row-major."""
 
 DIGITS_SPLITS = {"train": (0, 1200), "valid": (1200, 1497), "test": (1497, 1797)}
 r"""The ``(start, stop)`` slice of the fixed permutation for each split."""

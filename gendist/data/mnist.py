@@ -21,10 +21,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MNIST_FILE", "load_binarized_mnist", "binarized_mnist_path"]
+__all__ = ["MNIST_FILE", "MNIST_LEVELS", "MNIST_SHAPE", "load_binarized_mnist", "binarized_mnist_path"]
 
 MNIST_FILE = "binarized_mnist.npz"
 r"""The file name of the statically binarized MNIST."""
+
+MNIST_SHAPE = (28, 28)
+r"""The (height, width) of an image; a row of :func:`load_binarized_mnist` is one, row-major."""
+
+MNIST_LEVELS = 2
+r"""The number of levels of a pixel: binarized, 0 or 1."""
 
 _SPLITS = ("train", "valid", "test")
 

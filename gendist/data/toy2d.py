@@ -31,7 +31,7 @@ from torch import Size, Tensor
 from torch.distributions import constraints
 
 from gendist._checks import check_value
-from gendist.distributions.base import Honest, LogProbKind
+from gendist.distributions.base import Honest, LogProbKind, register_no_kl
 
 __all__ = [
     "Toy2D",
@@ -53,7 +53,8 @@ def _blocks(flat: Tensor, nodes: int) -> list[Tensor]:
     return list(flat.split(max(1, _BLOCK // nodes))) if flat.shape[0] > 0 else [flat]
 
 
-class Toy2D(dist.TorchDistribution, Honest):
+@register_no_kl
+class Toy2D(Honest, dist.TorchDistribution):
     r"""Base class of the synthetic 2-D densities: event shape ``(2,)``, no parameters.
 
     The distribution has no learnable or random parameters; ``batch_shape``

@@ -8,6 +8,7 @@ from gendist.distributions.chain import Chain
 from gendist.distributions.diffusion import Diffusion
 from gendist.distributions.factorized import Factorized
 from gendist.distributions.flow import Flow
+from gendist.distributions.kl import FAMILIES  # registers kl_divergence for every family
 from gendist.distributions.latent import LatentVariable, VQVAEDistribution
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
 
@@ -18,6 +19,7 @@ __all__ = [
     "Ensemble",
     "DiagNormal",
     "Diffusion",
+    "FAMILIES",
     "Factorized",
     "Fixed",
     "Flow",

@@ -115,11 +115,12 @@ class Autoregressive(Honest, TorchDistribution):
     def enumerate_support(self, expand: bool = True) -> Tensor:
         if not self.has_enumerate_support:
             levels = self.family.levels
-            raise NotImplementedError(
+            why = (
                 "enumerate_support lists every configuration: only discrete families with at most "
                 f"{ENUMERATION_LIMIT} of them (this one has {levels}^{self.event_shape.numel()})" if levels else
                 "enumerate_support needs a discrete family; this one is continuous"
             )
+            raise NotImplementedError(f"{why}; draw values with `d.sample((n,))` instead")
         D, levels = self.event_shape.numel(), self.family.levels
         grid = torch.tensor(list(itertools.product(range(levels), repeat=D)), dtype=self.dtype)
         values = grid.reshape((-1,) + (1,) * len(self.batch_shape) + self.event_shape)

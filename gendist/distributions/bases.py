@@ -8,6 +8,7 @@ import torch.nn as nn
 from torch import Size, Tensor
 from torch.distributions import Distribution
 
+from gendist.distributions.base import Honest, register_no_kl
 from gendist.distributions.lazy import LazyDistribution
 
 __all__ = ["StandardNormal", "DiagNormal", "GaussianMixture", "Fixed", "as_base"]
@@ -15,6 +16,19 @@ __all__ = ["StandardNormal", "DiagNormal", "GaussianMixture", "Fixed", "as_base"
 
 def _batch(c: Tensor | None) -> Size:
     return Size() if c is None else c.shape[:-1]
+
+
+class _Independent(Honest, dist.Independent):
+    r"""Pyro's ``Independent`` whose missing methods (cdf, icdf, ...) say what to use instead (see :class:`Honest`)."""
+
+    log_prob_kind = "exact"
+
+
+@register_no_kl
+class _Mixture(Honest, dist.MixtureSameFamily):
+    r"""Pyro's ``MixtureSameFamily`` whose missing methods (entropy, cdf, ...) say what to use instead."""
+
+    log_prob_kind = "exact"
 
 
 class StandardNormal(LazyDistribution):
@@ -32,7 +46,7 @@ class StandardNormal(LazyDistribution):
 
     def forward(self, c: Tensor | None = None) -> Distribution:
         shape = _batch(c) + self.loc.shape
-        return dist.Normal(self.loc.expand(shape), self.scale.expand(shape)).to_event(1)
+        return _Independent(dist.Normal(self.loc.expand(shape), self.scale.expand(shape)), 1)
 
 
 class DiagNormal(LazyDistribution):
@@ -45,7 +59,7 @@ class DiagNormal(LazyDistribution):
 
     def forward(self, c: Tensor | None = None) -> Distribution:
         shape = _batch(c) + self.loc.shape
-        return dist.Normal(self.loc.expand(shape), self.log_scale.exp().expand(shape)).to_event(1)
+        return _Independent(dist.Normal(self.loc.expand(shape), self.log_scale.exp().expand(shape)), 1)
 
 
 class GaussianMixture(LazyDistribution):
@@ -73,7 +87,7 @@ class GaussianMixture(LazyDistribution):
         comp = dist.Normal(
             self.loc.expand(batch + (K, D)), self.log_scale.exp().expand(batch + (K, D))
         ).to_event(1)
-        return dist.MixtureSameFamily(mix, comp)
+        return _Mixture(mix, comp)
 
 
 def _tensors(d: object) -> list[tuple[object, str, Tensor]]:

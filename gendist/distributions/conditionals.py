@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import constraints
 
-from gendist._checks import check_integer
+from gendist._checks import check_finite, check_integer
 
 __all__ = [
     "Bernoulli",
@@ -280,14 +280,13 @@ class DiscretizedLogisticMixture(Conditional):
         inv_s = torch.exp(-log_s)
         upper = (v - mu + half) * inv_s
         lower = (v - mu - half) * inv_s
-        # log(sigmoid(upper) - sigmoid(lower)) without cancellation: both logs first, then log1p(-exp)
+        # log(sigmoid(upper) - sigmoid(lower)) = logsigmoid(upper) + logsigmoid(-lower) + log(1 - exp(lower - upper)):
+        # no cancellation in either tail, nor for a bin much narrower than the scale (lower - upper is computed
+        # directly; clamped below 0 where exp(-log_s) underflows)
         log_cdf_upper = F.logsigmoid(upper)
         log_sf_lower = F.logsigmoid(-lower)
-        log_cdf_lower = F.logsigmoid(lower)
-        middle = log_cdf_upper + torch.log1p(-torch.exp((log_cdf_lower - log_cdf_upper).clamp(max=-1e-12)))
-        # where the bin is far in a tail, a difference of survival functions is the stable form
-        middle_tail = log_sf_lower + torch.log1p(-torch.exp((F.logsigmoid(-upper) - log_sf_lower).clamp(max=-1e-12)))
-        middle = torch.where(lower > 0, middle_tail, middle)
+        gap = (lower - upper).clamp(max=-torch.finfo(upper.dtype).tiny)
+        middle = log_cdf_upper + log_sf_lower + torch.log(-torch.expm1(gap))
         first = log_cdf_upper  # bin 0 reaches -inf
         last = log_sf_lower  # bin L-1 reaches +inf
         lp = torch.where(v < -1 + half / 2, first, torch.where(v > 1 - half / 2, last, middle))
@@ -332,8 +331,8 @@ def check_values(
             f"{where}: `value` must have shape (..., {', '.join(map(str, event_shape))}) ending in the "
             f"event shape {tuple(event_shape)}, got shape {tuple(x.shape)}"
         )
-    if not torch.compiler.is_compiling() and not family.discrete and not bool(x.isfinite().all()):
-        raise ValueError(f"{where}: `value` has NaN or infinite entries; expected finite values")
+    if not family.discrete:  # a discrete family's NaN is out of its support: the caller scores it -inf
+        check_finite("value", x, where)
     if validate:
         inside = family.support.check(x)
         if not bool(inside.all()):

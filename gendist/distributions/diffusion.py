@@ -22,7 +22,7 @@ __all__ = ["Diffusion"]
 Denoise = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 
 
-class Diffusion(dist.TorchDistribution, Honest):
+class Diffusion(Honest, dist.TorchDistribution):
     r"""The distribution :math:`p_{t_0}` of a diffusion model: the prior :math:`p_T` carried back to
     :math:`t_0` (``sde.t_min``) by the probability-flow ODE of the model's score.
 
@@ -168,17 +168,6 @@ class Diffusion(dist.TorchDistribution, Honest):
             method=self.method, steps=self.ode_steps, generator=generator,
         )
         return lp
-
-    @property
-    def mean(self) -> Tensor:
-        raise NotImplementedError("Diffusion has no closed-form mean; average samples instead")
-
-    @property
-    def variance(self) -> Tensor:
-        raise NotImplementedError("Diffusion has no closed-form variance; use samples instead")
-
-    def entropy(self) -> Tensor:
-        raise NotImplementedError("Diffusion has no closed-form entropy; estimate -E[log_prob(x)]")
 
     def __repr__(self) -> str:
         return (

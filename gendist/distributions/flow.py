@@ -19,7 +19,7 @@ from gendist.transforms.base import Compose, call_and_ladj, inv_and_ladj
 __all__ = ["Flow"]
 
 
-class Flow(dist.TransformedDistribution, Honest):
+class Flow(Honest, dist.TransformedDistribution):
     r"""A normalizing flow :math:`x = f(z)`, :math:`z \sim p_Z`, with an exact density
 
     .. math:: \log p(x) = \log p_Z(f^{-1}(x)) - \log |\det J_f(f^{-1}(x))| .

@@ -2,18 +2,16 @@ r"""The marginal of a latent-variable model, :math:`p(x) = \int p(x \mid z)\, p(
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pyro
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Size, Tensor
-from torch.distributions import Distribution, constraints, kl_divergence
+from torch.distributions import Distribution, biject_to, constraints, kl_divergence
 
-from gendist._checks import check_integer
+from gendist._checks import check_finite, check_integer
 from gendist.distributions.base import Honest
 from gendist.distributions.conditionals import check_values
 
@@ -178,18 +176,41 @@ class LatentVariable(Honest, TorchDistribution):
             value = value.to(dtype)
         else:
             raise TypeError(f"{where}: `value` must be a floating-point tensor, got dtype {value.dtype}")
+        if not self._support.is_discrete:  # a discrete support's NaN is out of it: -inf (see _in_support)
+            check_finite("value", value, where)
         if not torch.compiler.is_compiling():
-            if not self._support.is_discrete and not bool(value.isfinite().all()):
-                raise ValueError(f"{where}: `value` has NaN or infinite entries; expected finite values")
             if self._validate_args:
                 inside = self.support.check(value)
                 if not bool(inside.all()):
+                    events = value.reshape((-1,) + E)[~inside.reshape(-1)]
+                    if self._support.event_dim == 0:  # the offending entries themselves
+                        events = events[~self._support.check(events)]
                     raise ValueError(
                         f"{where}: `value` has {int((~inside).sum())} events outside the likelihood's support "
-                        f"{self._support}; e.g. a Bernoulli decoder needs values 0 or 1"
+                        f"{self._support}, such as {events.flatten()[:5].tolist()} (a Bernoulli decoder needs "
+                        "values 0 or 1, a categorical one integers 0..K-1)"
                     )
         batch = torch.broadcast_shapes(value.shape[: value.dim() - len(E)], self.batch_shape)
         return value.expand(batch + E), batch
+
+    def _in_support(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        r"""``x`` with out-of-support entries replaced by a point of the support, and which events were inside.
+
+        The replaced events score :math:`-\infty` (the caller's ``torch.where``); the networks and the
+        likelihood only see values of the support, so nothing raises or turns NaN on them. None: all inside.
+        """
+        if torch.compiler.is_compiling() or _is_real(self._support):
+            return x, None
+        inside = self.support.check(x)
+        if bool(inside.all()):
+            return x, None
+        s = self._support
+        if s.event_dim == 0:
+            safe = torch.where(s.check(x), x, _point_of(s, x))
+        else:
+            shape = inside.shape + (1,) * len(self.event_shape)
+            safe = torch.where(inside.reshape(shape), x, biject_to(self.support)(torch.zeros_like(x)))
+        return safe, inside
 
     # --- generation --------------------------------------------------------------------------
 
@@ -220,7 +241,9 @@ class LatentVariable(Honest, TorchDistribution):
         r"""The log-weights :math:`\log p(x, z_k) - \log q(z_k \mid x)`, shape ``(k, *sample_shape, *batch_shape)``."""
         k = self.particles if k is None else check_integer("k", k, 1)
         x, batch = self._check(value, "LatentVariable.log_prob")
-        return torch.cat([self._log_weights(x, batch, j) for j in self._chunks(k)])
+        x, inside = self._in_support(x)
+        lw = torch.cat([self._log_weights(x, batch, j) for j in self._chunks(k)])
+        return lw if inside is None else _minus_inf_outside(lw, inside)
 
     def _chunks(self, k: int) -> list[int]:
         step = self.chunk or k
@@ -235,24 +258,26 @@ class LatentVariable(Honest, TorchDistribution):
         Z = z.shape[2:]
         lpz = self.prior.log_prob(z.reshape((k,) + batch + Z)).reshape(k, n)
         zc = None if c is None else c.expand((k,) + c.shape).reshape(k * n, -1)
-        # validation off: an out-of-support value scores -inf, so the likelihood must not raise on it either
-        with contextlib.nullcontext() if self._validate_args else pyro.validation_enabled(False):
-            px = self.likelihood(z.reshape((k * n,) + Z), zc)
-            lpx = px.log_prob(flat.expand((k,) + flat.shape).reshape((k * n,) + E)).reshape(k, n)
+        # out-of-support values were replaced by points of the support (_in_support): no global flag to toggle
+        px = self.likelihood(z.reshape((k * n,) + Z), zc)
+        lpx = px.log_prob(flat.expand((k,) + flat.shape).reshape((k * n,) + E)).reshape(k, n)
         return (lpx + lpz - lq).reshape((k,) + batch)
 
     def log_prob(self, value: Tensor, k: int | None = None) -> Tensor:
         r"""The importance-sampled estimate of :math:`\log p(x)` with ``k`` particles (default ``particles``)."""
         k = self.particles if k is None else check_integer("k", k, 1)
         x, batch = self._check(value, "LatentVariable.log_prob")
+        x, inside = self._in_support(x)
         if self.chunk is None or self.chunk >= k:
             lw = self._log_weights(x, batch, k)
-            return torch.logsumexp(lw, 0) - math.log(k)
-        total = None
-        for j in self._chunks(k):  # a running logsumexp keeps only one chunk of particles alive
-            part = torch.logsumexp(self._log_weights(x, batch, j), 0)
-            total = part if total is None else torch.logaddexp(total, part)
-        return total - math.log(k)
+            lp = torch.logsumexp(lw, 0) - math.log(k)
+        else:
+            total = None
+            for j in self._chunks(k):  # a running logsumexp keeps only one chunk of particles alive
+                part = torch.logsumexp(self._log_weights(x, batch, j), 0)
+                total = part if total is None else torch.logaddexp(total, part)
+            lp = total - math.log(k)
+        return lp if inside is None else _minus_inf_outside(lp, inside)
 
     def iwae(self, value: Tensor, k: int) -> Tensor:
         r"""The IWAE bound :math:`\mathcal{L}_k` (Burda et al., 2016), one draw of it: ``log_prob(value, k)``."""
@@ -266,6 +291,7 @@ class LatentVariable(Honest, TorchDistribution):
         :math:`\log q(z \mid x) - \log p(z)`. ``beta = 1`` is the ELBO proper.
         """
         x, batch = self._check(value, "LatentVariable.elbo")
+        x, inside = self._in_support(x)
         E = self.event_shape
         flat = x.reshape((-1,) + E)
         c = self._flat_context(batch)
@@ -281,7 +307,32 @@ class LatentVariable(Honest, TorchDistribution):
                 kl = None
         if kl is None:
             kl = lq.reshape(batch) - self.prior.log_prob(z.reshape(batch + Z))
-        return rec - beta * kl
+        out = rec - beta * kl
+        return out if inside is None else _minus_inf_outside(out, inside)
+
+
+def _is_real(c: constraints.Constraint) -> bool:
+    while isinstance(c, constraints.independent):
+        c = c.base_constraint
+    return isinstance(c, type(constraints.real))
+
+
+def _point_of(support: constraints.Constraint, like: Tensor) -> Tensor:
+    r"""One point of an elementwise ``support`` as a 0-d tensor like ``like``: 0, a bound, or a bijected 0."""
+    zero = torch.zeros((), dtype=like.dtype, device=like.device)
+    candidates = [zero]
+    for bound in (getattr(support, "lower_bound", None), getattr(support, "upper_bound", None)):
+        if bound is not None and torch.as_tensor(bound).numel() == 1:
+            candidates.append(torch.as_tensor(bound, dtype=like.dtype, device=like.device).reshape(()))
+    for point in candidates:
+        if bool(support.check(point)):
+            return point
+    return biject_to(support)(zero)
+
+
+def _minus_inf_outside(lp: Tensor, inside: Tensor) -> Tensor:
+    r"""``lp`` with :math:`-\infty` where ``inside`` (broadcast over leading dims of ``lp``) is False."""
+    return torch.where(inside, lp, torch.full((), -math.inf, dtype=lp.dtype, device=lp.device))
 
 
 def _reshape_batch(q: Distribution, batch: Size) -> Distribution:

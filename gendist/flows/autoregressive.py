@@ -65,16 +65,26 @@ class MaskedAutoregressive(LazyTransform):
         self._sequence = torch.argsort(self.made.order).tolist()  # features by rank
 
     def forward(self, c: Tensor | None = None) -> _TorchTransform:
-        univariate, made = self.univariate, self.made
-
-        def meta(x: Tensor) -> _TorchTransform:
-            return univariate(made(x, c))
-
-        def step(x: Tensor, i: int) -> _TorchTransform:
-            return univariate(made.feature(x, c, i))
-
-        t = Autoregressive(meta, self.features, step, self._sequence)
+        meta = _MADEConditioner(self.univariate, self.made, c)
+        t = Autoregressive(meta, self.features, meta.step, self._sequence)
         return t.inv if self.fast == "log_prob" else t
+
+
+class _MADEConditioner:
+    r"""The conditioner of :class:`MaskedAutoregressive` at a context: ``meta(x)``, the elementwise transform
+    with the MADE's parameters at ``x``, and ``meta.step(x, i)``, feature ``i``'s alone.
+
+    A module-level class rather than a closure, so the transforms (and flows) holding it pickle.
+    """
+
+    def __init__(self, univariate: Univariate, made: MaskedMLP, c: Tensor | None) -> None:
+        self.univariate, self.made, self.c = univariate, made, c
+
+    def __call__(self, x: Tensor) -> _TorchTransform:
+        return self.univariate(self.made(x, self.c))
+
+    def step(self, x: Tensor, i: int) -> _TorchTransform:
+        return self.univariate(self.made.feature(x, self.c, i))
 
 
 def orders(features: int, transforms: int, randperm: bool = False, seed: int = 0) -> list[Tensor]:

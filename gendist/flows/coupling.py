@@ -58,12 +58,21 @@ class CouplingLayer(LazyTransform):
         self._shape = (nb, P)
 
     def forward(self, c: Tensor | None = None) -> _TorchTransform:
-        univariate, net, shape = self.univariate, self.net, self._shape
+        return Coupling(_CouplingConditioner(self.univariate, self.net, self._shape, c), self.idx_a, self.idx_b)
 
-        def meta(xa: Tensor) -> _TorchTransform:
-            return univariate(net(xa, c).unflatten(-1, shape))
 
-        return Coupling(meta, self.idx_a, self.idx_b)
+class _CouplingConditioner:
+    r"""The conditioner of :class:`CouplingLayer` at a context: ``meta(x_a)``, the elementwise transform of
+    :math:`x_b` with the network's parameters at :math:`x_a`.
+
+    A module-level class rather than a closure, so the transforms (and flows) holding it pickle.
+    """
+
+    def __init__(self, univariate: Univariate, net: MLP, shape: tuple[int, int], c: Tensor | None) -> None:
+        self.univariate, self.net, self.shape, self.c = univariate, net, shape, c
+
+    def __call__(self, xa: Tensor) -> _TorchTransform:
+        return self.univariate(self.net(xa, self.c).unflatten(-1, self.shape))
 
 
 def alternating_masks(features: int, transforms: int) -> list[Tensor]:

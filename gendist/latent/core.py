@@ -26,6 +26,20 @@ def _join(v: Tensor, event_dims: int, c: Tensor | None) -> Tensor:
     return torch.cat([h, c.expand(h.shape[:-1] + c.shape[-1:])], -1)
 
 
+class _Joined:
+    r"""``module(_join(v, event_dims, c))``: a decoder as the likelihood ``(z, c) -> p(x | z, c)``, or an
+    encoder as the guide ``(x, c) -> q(z | x, c)``.
+
+    A module-level class rather than a closure, so the marginals holding it pickle.
+    """
+
+    def __init__(self, module: LazyDistribution, event_dims: int) -> None:
+        self.module, self.event_dims = module, event_dims
+
+    def __call__(self, v: Tensor, c: Tensor | None) -> Distribution:
+        return self.module(_join(v, self.event_dims, c))
+
+
 class LatentModel(LazyDistribution):
     r"""A latent-variable model :math:`p(x \mid c) = \int p(x \mid z, c)\, p(z \mid c)\, dz` with a guide
     :math:`q(z \mid x, c)`, from three modules.
@@ -161,15 +175,8 @@ class LatentModel(LazyDistribution):
     def forward(self, c: Tensor | None = None) -> LatentVariable:
         self._check_context(c, type(self).__name__)
         prior = self.prior_distribution(c)
-        Z = len(prior.event_shape)
-        E = len(self.shape)
-
-        def likelihood(z: Tensor, cc: Tensor | None) -> Distribution:
-            return self.decoder(_join(z, Z, cc))
-
-        def guide(x: Tensor, cc: Tensor | None) -> Distribution:
-            return self.encoder(_join(x, E, cc))
-
+        likelihood = _Joined(self.decoder, len(prior.event_shape))
+        guide = _Joined(self.encoder, len(self.shape))
         support, rsample = self._likelihood_facts(prior, likelihood, c)
         return LatentVariable(
             prior,

@@ -25,6 +25,19 @@ def _with(h: Tensor, c: Tensor | None) -> Tensor:
     return h if c is None else torch.cat([h, c.expand(h.shape[:-1] + c.shape[-1:])], -1)
 
 
+class _Given:
+    r"""``module(_with(u, c))``: the second block of a :class:`Chain`, :math:`p(v \mid u, c)`, from a module.
+
+    A module-level class rather than a lambda, so the distributions holding it pickle.
+    """
+
+    def __init__(self, module: LazyDistribution, c: Tensor | None) -> None:
+        self.module, self.c = module, c
+
+    def __call__(self, u: Tensor) -> Distribution:
+        return self.module(_with(u, self.c))
+
+
 class TopDown(LazyDistribution):
     r"""The prior :math:`p(z_1, z_2 \mid c) = p(z_2) p(z_1 \mid z_2, c)` over :math:`[z_1, z_2]` (a :class:`Chain`)."""
 
@@ -35,7 +48,7 @@ class TopDown(LazyDistribution):
         self.latents = latents
 
     def forward(self, c: Tensor | None = None) -> Distribution:
-        return Chain(self.top(c), lambda z2: self.down(_with(z2, c)), self.latents[0], first_last=True)
+        return Chain(self.top(c), _Given(self.down, c), self.latents[0], first_last=True)
 
 
 class BottomUp(LazyDistribution):
@@ -58,7 +71,7 @@ class BottomUp(LazyDistribution):
 
     def forward(self, c: Tensor | None = None) -> Distribution:  # c: the flattened x, then the context
         ctx = c[..., c.shape[-1] - self.context :] if self.context else None
-        return Chain(self.bottom(c), lambda z1: self.up(_with(z1, ctx)), self.latents[1])
+        return Chain(self.bottom(c), _Given(self.up, ctx), self.latents[1])
 
 
 class _Bottom(LazyDistribution):

@@ -21,6 +21,7 @@ from gendist.testing.distributions import (
     check_sample_log_prob,
     check_shapes,
     check_state_dict,
+    check_unimplemented,
     chi2_pvalue,
 )
 from gendist.testing.inpainting import check_inpaint
@@ -62,6 +63,7 @@ __all__ = [
     "check_shapes",
     "check_state_dict",
     "check_support",
+    "check_unimplemented",
     "chi2_pvalue",
     "linear_gaussian_model",
     "ppca_marginal",

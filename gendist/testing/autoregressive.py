@@ -31,7 +31,7 @@ from torch import Size, Tensor
 from torch.distributions import Distribution, constraints
 
 from gendist.distributions.autoregressive import ARModel, Autoregressive, Ensemble
-from gendist.testing.distributions import _expect_error
+from gendist.testing.distributions import _expect_error, _is_estimate, _same_noise
 from gendist.testing.transforms import _close, tolerance
 
 __all__ = [
@@ -456,7 +456,9 @@ def check_support(d: Distribution) -> None:
     naming the support and the value. A value of the wrong event shape must
     raise a ``ValueError`` naming the expected shape, either way. Works on
     :class:`~gendist.distributions.Autoregressive` and
-    :class:`~gendist.distributions.Ensemble` distributions and on torch's.
+    :class:`~gendist.distributions.Ensemble` distributions, on torch's, and on
+    any other: a stochastic estimate (``log_prob_kind = "estimate"``) is
+    compared on the same random numbers.
 
     Example:
         >>> from gendist.autoregressive import MADE, Categorical
@@ -464,9 +466,10 @@ def check_support(d: Distribution) -> None:
     """
     E = d.event_shape
     quiet, loud = _with_validation(d, False), _with_validation(d, True)
+    estimate = _is_estimate(d)  # the in-support neighbour is compared on the same random numbers
     with torch.no_grad():
         x = d.sample((2,))
-        want = quiet.log_prob(x)
+        want = _same_noise(lambda: quiet.log_prob(x), estimate)
     if not x.dtype.is_floating_point:
         raise ValueError(f"check_support needs floating-point samples, got dtype {x.dtype}")
     if not bool(torch.isfinite(want).all()):
@@ -476,7 +479,7 @@ def check_support(d: Distribution) -> None:
         bad[0, :, 0] = value
         bad = bad.reshape(x.shape)
         with torch.no_grad():
-            lp = quiet.log_prob(bad)
+            lp = _same_noise(lambda b=bad: quiet.log_prob(b), estimate)
         if not bool((lp[0] == -math.inf).all()):
             raise AssertionError(
                 f"log_prob of a value holding {value:g} (outside {d.support}) is {lp[0].flatten()[0].item():.6g} "

@@ -29,7 +29,7 @@ from torch import Size, Tensor
 from torch.distributions import Distribution
 
 from gendist.distributions.base import LOG_PROB_KINDS
-from gendist.testing.transforms import _close, check_finite_gradients
+from gendist.testing.transforms import _close, check_finite_gradients, tolerance
 
 __all__ = [
     "check_log_prob_kind",
@@ -42,6 +42,7 @@ __all__ = [
     "check_gradients",
     "check_extreme_inputs",
     "check_bad_inputs",
+    "check_unimplemented",
     "chi2_pvalue",
 ]
 
@@ -61,13 +62,29 @@ def _same_noise(fn: Callable[[], Tensor], reseed: bool, seed: int = 0) -> Tensor
         return fn()
 
 
-def check_log_prob_kind(d: Distribution) -> None:
-    r"""Check ``d`` declares what its ``log_prob`` is (``log_prob_kind``)."""
-    kind = getattr(d, "log_prob_kind", None)
-    if kind not in LOG_PROB_KINDS:
+def check_log_prob_kind(d: Distribution, kind: str | None = None) -> None:
+    r"""Check ``d`` declares what its ``log_prob`` is (``log_prob_kind``), and is honest about it.
+
+    With ``kind``, the declaration must be that one. A declared ``"exact"`` or ``"bound"`` ``log_prob`` must be
+    a function of the value alone: scoring its own samples twice, on other random numbers, gives the same values
+    (within ``tolerance(dtype)``); a stochastic one must say ``"estimate"``.
+    """
+    declared = getattr(d, "log_prob_kind", None)
+    if declared not in LOG_PROB_KINDS:
         raise AssertionError(
-            f"{type(d).__name__}.log_prob_kind must be one of {sorted(LOG_PROB_KINDS)}, got {kind!r}"
+            f"{type(d).__name__}.log_prob_kind must be one of {sorted(LOG_PROB_KINDS)}, got {declared!r}"
         )
+    if kind is not None and declared != kind:
+        raise AssertionError(f"{type(d).__name__}.log_prob_kind is {declared!r}, expected {kind!r}")
+    if declared not in ("exact", "bound"):
+        return
+    with torch.no_grad():
+        x = d.sample((4,))
+        first = _same_noise(lambda: d.log_prob(x.clone()), True, seed=1)
+        second = _same_noise(lambda: d.log_prob(x.clone()), True, seed=2)
+    tol = tolerance(first.dtype)
+    _close(f"log_prob_kind {declared!r}: log_prob on other random numbers (a stochastic log_prob is an 'estimate')",
+           second, first, tol, tol)
 
 
 def check_shapes(d: Distribution, sample_shape: tuple[int, ...] = (3,)) -> None:
@@ -244,11 +261,13 @@ def check_normalized(
     high: Tensor | float | None = None,
     points: int | None = None,
     atol: float = 1e-3,
+    samples: int = 20000,
+    pad: float = 0.25,
 ) -> float:
     r"""Check :math:`\int p(x) dx \approx 1` by quadrature, for events of 1 or 2 numbers (any event shape).
 
-    The box ``[low, high]`` defaults to the range of 20,000 samples widened
-    by a quarter of its size on each side; the midpoint rule uses ``points``
+    The box ``[low, high]`` defaults to the range of ``samples`` samples widened
+    by ``pad`` times its size on each side; the midpoint rule uses ``points``
     per axis (20,001 in 1-D, 1,001 in 2-D). Returns the integral.
     """
     E = d.event_shape
@@ -257,11 +276,11 @@ def check_normalized(
         raise ValueError(f"check_normalized needs batch_shape () and events of 1 or 2 numbers, got {tuple(E)}")
     with torch.no_grad():
         if low is None or high is None:
-            s = d.sample((20000,)).reshape(-1, D)
+            s = d.sample((samples,)).reshape(-1, D)
             lo, hi = s.min(0).values, s.max(0).values
-            pad = 0.25 * (hi - lo)
-            low = lo - pad if low is None else low
-            high = hi + pad if high is None else high
+            width = pad * (hi - lo)
+            low = lo - width if low is None else low
+            high = hi + width if high is None else high
         dtype = torch.float64 if d.sample().dtype == torch.float64 else torch.get_default_dtype()
         low = torch.as_tensor(low, dtype=dtype).expand(D)
         high = torch.as_tensor(high, dtype=dtype).expand(D)
@@ -328,20 +347,29 @@ def check_state_dict(factory: Callable[[], nn.Module], c: Tensor | None = None, 
         raise AssertionError(f"log_prob differs after a state_dict round trip by {(la - lb).abs().max():.3g}")
 
 
-def check_gradients(module: nn.Module, x: Tensor, c: Tensor | None = None) -> None:
-    r"""Check ``log_prob(x)`` is finite and its gradient reaches every trainable parameter, finite."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    check_finite_gradients(module(c).log_prob(x), params, "log_prob")
+def _reached(module: nn.Module, unreached: tuple[str, ...]) -> list[Tensor]:
+    r"""The trainable parameters but those whose names start with one of ``unreached``."""
+    return [p for n, p in module.named_parameters() if p.requires_grad and not n.startswith(tuple(unreached))]
 
 
-def check_extreme_inputs(module: nn.Module, c: Tensor | None = None, scales: tuple[float, ...] = (30.0, 1e3)) -> None:
+def check_gradients(module: nn.Module, x: Tensor, c: Tensor | None = None, unreached: tuple[str, ...] = ()) -> None:
+    r"""Check ``log_prob(x)`` is finite and its gradient reaches every trainable parameter, finite.
+
+    ``unreached`` names (prefixes of parameter names) the parameters ``log_prob`` does not depend on by
+    design: a VQ-VAE's ``"encoder."``, which picks the integer codes.
+    """
+    check_finite_gradients(module(c).log_prob(x), _reached(module, unreached), "log_prob")
+
+
+def check_extreme_inputs(module: nn.Module, c: Tensor | None = None, scales: tuple[float, ...] = (30.0, 1e3),
+                         unreached: tuple[str, ...] = ()) -> None:
     r"""Check ``log_prob`` and its gradients stay finite far out in the tails (e.g. beyond a spline's bound).
 
     Points outside a constrained support are skipped (their log-density is
-    :math:`-\infty` by definition).
+    :math:`-\infty` by definition). ``unreached`` is :func:`check_gradients`'.
     """
     d = module(c)
-    params = [p for p in module.parameters() if p.requires_grad]
+    params = _reached(module, unreached)
     x0 = d.sample((8,))
     for scale in scales:
         x = x0 / x0.abs().amax().clamp_min(1e-6) * scale
@@ -388,3 +416,65 @@ def check_bad_inputs(d: Distribution) -> None:
     _expect_error(ValueError, lambda: d.log_prob(inf), "infinite input", ("infinite",))
     _expect_error(TypeError, lambda: d.log_prob(x.long()), "integer input", ("dtype", "int64"))
     _expect_error(ValueError, lambda: d.log_prob(wrong), "wrong event shape", ("shape", str(tuple(d.event_shape))))
+
+
+ALTERNATIVE_WORDS: tuple[str, ...] = ("instead", "use ", "estimate", "sample(", "gendist.")
+r"""A message names an alternative when it holds one of these (what :func:`check_unimplemented` looks for)."""
+
+
+def check_unimplemented(d: Distribution, value: Tensor | None = None) -> None:
+    r"""Check every optional method of ``d`` works or raises an error that says what to use instead.
+
+    Calls ``mean``, ``variance``, ``stddev``, ``entropy()``, ``cdf(value)``, ``icdf`` (at ``cdf(value)``
+    where that works, else at 0.5), ``enumerate_support()`` (only when ``has_enumerate_support`` is False)
+    and ``kl_divergence(d, d)``. Each must either return (the moments with shape ``batch_shape + event_shape``,
+    the entropy and the KL with shape ``batch_shape``) or raise a ``NotImplementedError`` (or a gendist
+    ``ValueError``/``TypeError``) whose message is not empty and names an alternative: it holds one of
+    :data:`ALTERNATIVE_WORDS` (``"instead"``, ``"use "``, ``"estimate"``, ``"sample("``, ``"gendist."``).
+
+    Arguments:
+        d: the distribution.
+        value: where to evaluate ``cdf`` (default: one ``d.sample()``).
+
+    Example:
+        >>> from gendist.flows import NSF
+        >>> check_unimplemented(NSF(2, transforms=1, hidden=(8,))())
+    """
+    B, E = d.batch_shape, d.event_shape
+    name = type(d).__name__
+    if value is None:
+        with torch.no_grad():
+            value = d.sample()
+
+    def attempt(what: str, fn: Callable[[], Tensor], shape: Size | None = None) -> Tensor | None:
+        try:
+            out = fn()
+        except (NotImplementedError, ValueError, TypeError) as e:
+            message = str(e).strip()
+            if not message:
+                raise AssertionError(f"{name}.{what} raised {type(e).__name__} with an empty message") from e
+            if not any(word in message for word in ALTERNATIVE_WORDS):
+                raise AssertionError(
+                    f"{name}.{what} raised {type(e).__name__}({message!r}), which names no alternative "
+                    f"(none of {list(ALTERNATIVE_WORDS)})"
+                ) from e
+            return None
+        except Exception as e:  # noqa: BLE001
+            raise AssertionError(
+                f"{name}.{what} raised {type(e).__name__}: {e}; expected a result or a NotImplementedError "
+                "naming an alternative"
+            ) from e
+        if shape is not None and isinstance(out, Tensor) and out.shape != shape:
+            raise AssertionError(f"{name}.{what} has shape {tuple(out.shape)}, expected {tuple(shape)}")
+        return out
+
+    with torch.no_grad():
+        for what in ("mean", "variance", "stddev"):
+            attempt(what, lambda w=what: getattr(d, w), B + E)
+        attempt("entropy()", d.entropy, B)
+        p = attempt("cdf(value)", lambda: d.cdf(value))
+        q = p if isinstance(p, Tensor) else torch.full_like(value, 0.5)
+        attempt("icdf(p)", lambda: d.icdf(q))
+        if not d.has_enumerate_support:
+            attempt("enumerate_support()", d.enumerate_support)
+        attempt("kl_divergence(d, d)", lambda: torch.distributions.kl_divergence(d, d), B)
