@@ -396,14 +396,15 @@ def fit(
             group = runs[history.stage]
             # the shuffle of an epoch is drawn from the shuffle stream at its start: a run resumed
             # mid-epoch replays that draw (the checkpoint holds the stream's state then) and skips the batches done
-            now = shuffle.get_state()
+            now = None
             if replay is not None:
+                now = shuffle.get_state()
                 shuffle.set_state(replay)
+                replay = None
             at_epoch = shuffle.get_state()
             todo = B.epoch(data, batch_size, skip, shuffle, shared)
-            if replay is not None and shared and skip:  # the objectives' stream goes on from where it stopped
+            if now is not None and shared and skip:  # the objectives' stream goes on from where it stopped
                 shuffle.set_state(now)
-            replay = None
             for b, batch in enumerate(todo, start=skip):
                 value = train_step(group, batch)
                 history.step += 1
