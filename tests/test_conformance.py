@@ -18,6 +18,8 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import pyro
 import pyro.distributions as dist
@@ -121,14 +123,14 @@ def _contexts(entry: ModelEntry, module: nn.Module) -> tuple[Tensor | None, ...]
     return draw_context(entry, dtype=_dtype(module)), draw_context(entry, 2, dtype=_dtype(module))
 
 
-def _options(entry: ModelEntry, check: str) -> dict:
+def _options(entry: ModelEntry, check: str) -> dict[str, Any]:
     return dict(entry.settings_for(check).options)
 
 
 # ---------------------------------------------------------------- the registry itself
 
 
-def test_the_registry_covers_every_family_and_declares_its_skips():
+def test_the_registry_covers_every_family_and_declares_its_skips() -> None:
     families = {e.family for e in MODELS.values()}
     assert families == set(FAMILIES)
     assert len(entries("builds", "autoregressive")) >= 10 and entries("enumeration", "autoregressive")
@@ -153,7 +155,7 @@ def _recipes() -> set[type]:
     return found
 
 
-def test_every_public_model_has_an_entry():
+def test_every_public_model_has_an_entry() -> None:
     built = set()
     for entry in MODELS.values():
         module = entry.factory()
@@ -166,7 +168,7 @@ def test_every_public_model_has_an_entry():
 
 
 @over("builds")
-def test_builds(entry):
+def test_builds(entry: ModelEntry) -> None:
     module = _module(entry, "builds")
     d = _distribution(entry, module, "builds", (2,))
     assert isinstance(d, FAMILIES[entry.family]), type(d)
@@ -177,41 +179,41 @@ def test_builds(entry):
 
 
 @over("log_prob_kind")
-def test_log_prob_kind(entry):
+def test_log_prob_kind(entry: ModelEntry) -> None:
     module = _module(entry, "log_prob_kind")  # on a batch of contexts, or the unconditional distribution expanded
     check_log_prob_kind(_distribution(entry, module, "log_prob_kind", (2,)), entry.log_prob_kind)
 
 
 @over("shapes")
-def test_shapes(entry):
+def test_shapes(entry: ModelEntry) -> None:
     module = _module(entry, "shapes")
     for c in _contexts(entry, module):
         check_shapes(module(c))
 
 
 @over("bad_inputs")
-def test_bad_inputs(entry):
+def test_bad_inputs(entry: ModelEntry) -> None:
     module = _module(entry, "bad_inputs")
     for c in _contexts(entry, module):
         check_bad_inputs(module(c))
 
 
 @over("support")
-def test_support(entry):
+def test_support(entry: ModelEntry) -> None:
     module = _module(entry, "support")
     for batch in ((), (2,)):
         check_support(_distribution(entry, module, "support", batch))
 
 
 @over("pyro")
-def test_pyro(entry):
+def test_pyro(entry: ModelEntry) -> None:
     module = _module(entry, "pyro")
     check_pyro(_distribution(entry, module, "pyro", (3,) if entry.context else ()))
 
 
 @over("batches")
 @given(seed=seeds, scale=scales, batch=batches)
-def test_batches(entry, seed, scale, batch):
+def test_batches(entry: ModelEntry, seed: int, scale: float, batch: tuple[int, ...]) -> None:
     module = _module(entry, "batches", scale, seed)
     d = _distribution(entry, module, "batches", batch, seed)
     check_shapes(d, (2,))
@@ -219,45 +221,45 @@ def test_batches(entry, seed, scale, batch):
 
 
 @over("float64")
-def test_float64(entry):
+def test_float64(entry: ModelEntry) -> None:
     module = _module(entry, "float64")
     check_float64(module, draw_context(entry, 5))
 
 
 @over("state_dict")
-def test_state_dict(entry):
+def test_state_dict(entry: ModelEntry) -> None:
     check_state_dict(entry.factory, draw_context(entry, 5))
 
 
 @over("gradients")
-def test_gradients(entry):
+def test_gradients(entry: ModelEntry) -> None:
     module = _module(entry, "gradients")
     c = draw_context(entry, 5)
     check_gradients(module, module(c).sample((3,)), c, **_options(entry, "gradients"))
 
 
 @over("extreme_inputs")
-def test_extreme_inputs(entry):
+def test_extreme_inputs(entry: ModelEntry) -> None:
     module = _module(entry, "extreme_inputs")
     check_extreme_inputs(module, draw_context(entry, 5), **_options(entry, "extreme_inputs"))
 
 
 @over("normalized")
-def test_normalized(entry):
+def test_normalized(entry: ModelEntry) -> None:
     module = _module(entry, "normalized")
     check_normalized(_distribution(entry, module, "normalized"), **_options(entry, "normalized"))
 
 
 @over("enumeration")
 @given(seed=seeds, scale=scales, batch=batches)
-def test_enumeration(entry, seed, scale, batch):
+def test_enumeration(entry: ModelEntry, seed: int, scale: float, batch: tuple[int, ...]) -> None:
     module = _module(entry, "enumeration", scale, seed)
     total = check_enumeration(_distribution(entry, module, "enumeration", batch, seed))
     assert total.shape == batch
 
 
 @over("sample_log_prob")
-def test_sample_log_prob(entry):
+def test_sample_log_prob(entry: ModelEntry) -> None:
     # moderate perturbations: the nearest-neighbour test loses power on very spiky densities
     module = _module(entry, "sample_log_prob", scale=0.1)
     options = {"n": 1000 * entry.features + 2000, **_options(entry, "sample_log_prob")}
@@ -266,7 +268,7 @@ def test_sample_log_prob(entry):
 
 @over("fused_paths")
 @given(seed=seeds, scale=st.sampled_from([0.0, 0.05, 0.2, 0.5]), log10_magnitude=log10_magnitudes)
-def test_fused_paths(entry, seed, scale, log10_magnitude):
+def test_fused_paths(entry: ModelEntry, seed: int, scale: float, log10_magnitude: float) -> None:
     module = _module(entry, "fused_paths", scale, seed).double()
     d = module(draw_context(entry, 2, seed=seed, dtype=torch.float64))
     if d.support.event_dim and not isinstance(d.support.base_constraint, type(constraints.real)):
@@ -289,7 +291,7 @@ def test_fused_paths(entry, seed, scale, log10_magnitude):
 
 
 @over("unimplemented")
-def test_unimplemented(entry):
+def test_unimplemented(entry: ModelEntry) -> None:
     module = _module(entry, "unimplemented")
     for c in _contexts(entry, module):
         check_unimplemented(module(c))
@@ -300,7 +302,7 @@ def test_unimplemented(entry):
 
 @over("autoregressive", "autoregressive")
 @given(seed=seeds, scale=scales)
-def test_autoregressive_property(entry, seed, scale):
+def test_autoregressive_property(entry: ModelEntry, seed: int, scale: float) -> None:
     # exact zeros for every network: no position sees itself or a later one (every order of a multi-order model)
     module = _module(entry, "autoregressive", scale, seed)
     check_autoregressive(module, draw_context(entry, 3, seed=seed), seed=seed, connected=False)
@@ -308,7 +310,7 @@ def test_autoregressive_property(entry, seed, scale):
 
 @over("connected", "autoregressive")
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_connected(entry, seed):
+def test_connected(entry: ModelEntry, seed: int) -> None:
     # each position sees some earlier one: a property of an initialization (a small random network can have
     # a connection cut by dead ReLUs or saturated gates everywhere), so checked on fixed ones
     module = _module(entry, "connected", 0.3, seed)
@@ -317,13 +319,14 @@ def test_connected(entry, seed):
 
 @over("cached_sampling", "autoregressive")
 @given(seed=seeds, scale=scales, batch=batches, sample_shape=st.sampled_from([(), (1,), (4,), (2, 3)]))
-def test_cached_sampling(entry, seed, scale, batch, sample_shape):
+def test_cached_sampling(entry: ModelEntry, seed: int, scale: float, batch: tuple[int, ...],
+                         sample_shape: tuple[int, ...]) -> None:
     module = _module(entry, "cached_sampling", scale, seed)
     check_cached_sampling(_distribution(entry, module, "cached_sampling", batch, seed), sample_shape, seed)
 
 
 @over("inpaint", "autoregressive")
-def test_inpaint(entry):
+def test_inpaint(entry: ModelEntry) -> None:
     # a large perturbation: strong dependence between positions, so ignoring an observation would show
     module = _module(entry, "inpaint", scale=1.0)
     d = _distribution(entry, module, "inpaint", (2,) if entry.context else ())
@@ -333,7 +336,7 @@ def test_inpaint(entry):
             assert set(found) == {"chi2_pvalue", "tv_particles_1", "tv_sir"}
 
 
-def test_multi_order_made_in_training_mode():
+def test_multi_order_made_in_training_mode() -> None:
     made = MADE(4, Categorical(3), hidden=(16, 16), orders=3, context=2).train()
     c = torch.randn(5, 2)
     check_autoregressive(made, c)  # all three orders
@@ -350,19 +353,19 @@ def test_multi_order_made_in_training_mode():
 
 
 @pytest.fixture
-def fresh_pyro():
+def fresh_pyro() -> Iterator[None]:
     pyro.clear_param_store()
     pyro.set_rng_seed(0)
     yield
     pyro.clear_param_store()
 
 
-def test_made_bernoulli_observed_in_a_plate(fresh_pyro):
+def test_made_bernoulli_observed_in_a_plate(fresh_pyro: None) -> None:
     made = MADE(4, Bernoulli(), hidden=(16,), context=2)
     c = torch.randn(6, 2)
     x = made(c).sample()
 
-    def model():
+    def model() -> None:
         pyro.module("made", made)
         with pyro.plate("data", 6):
             pyro.sample("x", made(c), obs=x)
@@ -380,18 +383,18 @@ def test_made_bernoulli_observed_in_a_plate(fresh_pyro):
     assert any(g.abs().sum() > 0 for g in grads)
 
 
-def test_made_normal_latent_in_svi(fresh_pyro):
+def test_made_normal_latent_in_svi(fresh_pyro: None) -> None:
     # z ~ N(0, I), x_n ~ N(z, 0.5^2): the guide is the MADE distribution itself (rsample)
     torch.manual_seed(0)
     made = MADE(2, Normal(), hidden=(16,))
     data = torch.tensor([1.0, -0.5]) + 0.5 * torch.randn(8, 2)
 
-    def model():
+    def model() -> None:
         z = pyro.sample("z", dist.Normal(torch.zeros(2), 1.0).to_event(1))
         with pyro.plate("data", len(data)):
             pyro.sample("x", dist.Normal(z, 0.5).to_event(1), obs=data)
 
-    def guide():
+    def guide() -> None:
         pyro.module("made", made)
         pyro.sample("z", made())
 
@@ -407,7 +410,7 @@ def test_made_normal_latent_in_svi(fresh_pyro):
 
 
 @pytest.mark.parametrize("orders", [1, 3])
-def test_enumerated_discrete_latent(fresh_pyro, orders):
+def test_enumerated_discrete_latent(fresh_pyro: None, orders: int) -> None:
     # a MADE (or its Ensemble over orders) as a latent summed out by TraceEnum_ELBO: the loss is -log p(x) exactly
     torch.manual_seed(0)
     made = MADE(3, Bernoulli(), hidden=(16,), orders=orders).eval()
@@ -415,12 +418,12 @@ def test_enumerated_discrete_latent(fresh_pyro, orders):
     assert isinstance(d, Ensemble if orders > 1 else Autoregressive)
     x = torch.tensor([0.5, 2.0, -1.0, 3.2])
 
-    def model():
+    def model() -> None:
         with pyro.plate("data", len(x)):
             z = pyro.sample("z", d, infer={"enumerate": "parallel"})
             pyro.sample("x", dist.Normal(z.sum(-1), 1.0), obs=x)
 
-    def guide():
+    def guide() -> None:
         pass
 
     loss = TraceEnum_ELBO(max_plate_nesting=1).loss(model, guide)
@@ -431,7 +434,7 @@ def test_enumerated_discrete_latent(fresh_pyro, orders):
     assert loss == pytest.approx(exact, rel=1e-5)
 
 
-def test_ensemble_in_pyro(fresh_pyro):
+def test_ensemble_in_pyro(fresh_pyro: None) -> None:
     made = MADE(3, Categorical(3), hidden=(16,), orders=3, context=2).eval()
     c = torch.randn(4, 2)
     d = made(c)
@@ -439,7 +442,7 @@ def test_ensemble_in_pyro(fresh_pyro):
     check_pyro(d)
     x = d.sample()
 
-    def model():
+    def model() -> None:
         with pyro.plate("data", 4):
             latent = pyro.sample("latent", d)
             pyro.sample("obs", d, obs=x)
@@ -456,7 +459,7 @@ def test_ensemble_in_pyro(fresh_pyro):
 
 
 @over("bounds", "latent")
-def test_bounds_in_order(entry):
+def test_bounds_in_order(entry: ModelEntry) -> None:
     # on any model (trained or not): E[ELBO] <= E[IWAE_1] (equal) <= E[IWAE_4] <= E[IWAE_32]
     module = _module(entry, "bounds")
     c = draw_context(entry, 16)
@@ -466,7 +469,7 @@ def test_bounds_in_order(entry):
 
 
 @over("same_seed", "latent")
-def test_same_seed_same_estimate(entry):
+def test_same_seed_same_estimate(entry: ModelEntry) -> None:
     # what check_shapes, check_pyro and check_state_dict rely on: an estimate is a function of the random numbers;
     # log_prob (chunked or not) is the log-mean-exp of the log-weights drawn from the same stream
     module = _module(entry, "same_seed")
@@ -486,7 +489,7 @@ def test_same_seed_same_estimate(entry):
 
 
 @over("no_random_numbers", "latent")
-def test_building_the_marginal_draws_no_random_numbers(entry):
+def test_building_the_marginal_draws_no_random_numbers(entry: ModelEntry) -> None:
     module = entry.factory().eval()
     c = draw_context(entry, 2)
     state = torch.get_rng_state()
@@ -510,7 +513,7 @@ transform_scales = st.sampled_from([0.0, 0.05, 0.3, 1.0, 2.0])
 
 @pytest.mark.parametrize("name", sorted(TRANSFORMS))
 @given(seed=seeds, scale=transform_scales, log10_magnitude=log10_magnitudes)
-def test_transform_invertible(name, seed, scale, log10_magnitude):
+def test_transform_invertible(name: str, seed: int, scale: float, log10_magnitude: float) -> None:
     entry = TRANSFORMS[name]
     module, c = build_transform(entry, scale, seed)
     module.eval()
@@ -519,7 +522,7 @@ def test_transform_invertible(name, seed, scale, log10_magnitude):
 
 @pytest.mark.parametrize("name", sorted(TRANSFORMS))
 @given(seed=seeds, scale=transform_scales, log10_magnitude=st.floats(-2.0, 1.5))
-def test_transform_log_abs_det_jacobian(name, seed, scale, log10_magnitude):
+def test_transform_log_abs_det_jacobian(name: str, seed: int, scale: float, log10_magnitude: float) -> None:
     entry = TRANSFORMS[name]
     module, c = build_transform(entry, scale, seed)
     module.eval()
