@@ -15,6 +15,7 @@ from gendist import (
     data,
     diffusion,
     distributions,
+    ebm,
     flows,
     inference,
     interop,
@@ -31,6 +32,7 @@ from gendist.config import from_config
 from gendist.distributions import (
     Autoregressive,
     Diffusion,
+    EnergyBased,
     Ensemble,
     Factorized,
     Flow,
@@ -45,6 +47,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Autoregressive",
     "Diffusion",
+    "EnergyBased",
     "Ensemble",
     "Factorized",
     "Flow",
@@ -57,6 +60,7 @@ __all__ = [
     "data",
     "diffusion",
     "distributions",
+    "ebm",
     "flows",
     "from_config",
     "inference",

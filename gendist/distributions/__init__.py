@@ -1,11 +1,13 @@
 r"""Every family's distribution (``Flow``, ``Autoregressive``, ``LatentVariable``, ``VQVAEDistribution``,
-``Diffusion``) and the pieces they share: the honesty attribute, bases, lazy modules, per-position families."""
+``Diffusion``, ``EnergyBased``) and the pieces they share: the honesty attribute, bases, lazy modules,
+per-position families."""
 
 from gendist.distributions.autoregressive import Autoregressive, Ensemble
 from gendist.distributions.base import LOG_PROB_KINDS, Honest, LogProbKind
 from gendist.distributions.bases import DiagNormal, Fixed, GaussianMixture, StandardNormal, as_base
 from gendist.distributions.chain import Chain
 from gendist.distributions.diffusion import Diffusion
+from gendist.distributions.energy import EnergyBased, LogPartition, LogPartitionUnknown
 from gendist.distributions.factorized import Factorized
 from gendist.distributions.flow import Flow
 from gendist.distributions.kl import FAMILIES  # registers kl_divergence for every family
@@ -19,6 +21,7 @@ __all__ = [
     "Ensemble",
     "DiagNormal",
     "Diffusion",
+    "EnergyBased",
     "FAMILIES",
     "Factorized",
     "Fixed",
@@ -28,6 +31,8 @@ __all__ = [
     "LatentVariable",
     "LazyDistribution",
     "LazyTransform",
+    "LogPartition",
+    "LogPartitionUnknown",
     "LogProbKind",
     "StandardNormal",
     "VQVAEDistribution",

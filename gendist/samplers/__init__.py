@@ -31,3 +31,7 @@ __all__ = [
     "sample_pc",
     "sample_rk45",
 ]
+from gendist.samplers.ais import AISResult, ais  # noqa: E402
+from gendist.samplers.mcmc import MCMC_SAMPLERS, MCMCError, MCMCResult, sample_mala, sample_ula  # noqa: E402
+
+__all__ += ["AISResult", "MCMCError", "MCMCResult", "MCMC_SAMPLERS", "ais", "sample_mala", "sample_ula"]
