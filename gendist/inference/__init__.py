@@ -13,3 +13,13 @@ __all__ = [
 from gendist.inference.variational import OBJECTIVES, kl_weight, variational_loss  # noqa: E402
 
 __all__ += ["OBJECTIVES", "kl_weight", "variational_loss"]
+from gendist.inference.energy import (  # noqa: E402
+    ContrastiveDivergence,
+    DenoisingScoreMatching,
+    NoiseContrastiveEstimation,
+    SlicedScoreMatching,
+    flow_contrastive_objectives,
+)
+
+__all__ += ["ContrastiveDivergence", "DenoisingScoreMatching", "NoiseContrastiveEstimation", "SlicedScoreMatching",
+            "flow_contrastive_objectives"]
