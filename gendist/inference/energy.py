@@ -249,7 +249,7 @@ class ContrastiveDivergence:
         return self._negatives(model, d, x, c)
 
     def _negatives(self, model: nn.Module, d: Any, x: Tensor, c: Tensor | None) -> Tensor:
-        training = model.training
+        training = getattr(model, "training", True)
         g = self.generator(x.device)
         if not training:  # validation draws from a copy: the run's stream, chains and buffer stay as they were
             g = _copy(g)
