@@ -14,3 +14,7 @@ __all__ += ["CausalTransformer", "KVCache"]
 __all__ += ["VectorQuantizer"]
 __all__ += ["CausalConv1d", "GatedPixelCNN", "HorizontalConv2d", "MaskedConv2d", "VerticalConv2d"]
 __all__ += ["DilatedCausalCache", "DilatedCausalNet"]
+
+from gendist.nn.energy import ConvNet, EnergyConvNet, EnergyMLP  # noqa: E402
+
+__all__ += ["ConvNet", "EnergyConvNet", "EnergyMLP"]
