@@ -179,7 +179,8 @@ class JEM(EnergyRecipe):
                 K = self.energy_fn.logits(probe).shape[-1]
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= K):
             raise ValueError(f"JEM.given: classes `y` must lie in 0..{K - 1}")
-        return self(torch.nn.functional.one_hot(y, K).to(self._dtype()), **options)
+        dtype, device = _device_of(self, None)
+        return self(torch.nn.functional.one_hot(y, K).to(dtype=dtype, device=device), **options)
 
     def forward(self, c: Tensor | None = None, **options: Any) -> EnergyBased:
         r""":math:`p_\theta(x)`, or :math:`p_\theta(x \mid c)` given class probabilities ``c`` ``(..., K)``;
