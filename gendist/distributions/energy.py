@@ -66,6 +66,10 @@ class _Target:
     def gibbs(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return self.d.energy.gibbs(x, self.d._context(x), generator, self.beta)
 
+    def tempered(self, beta: float | Tensor) -> _Target:
+        r"""The target of :math:`p^\beta`: ``x -> -beta E(x, c)`` (keeping ``gibbs``, at that temperature)."""
+        return _Target(self.d, self.beta * beta)
+
 
 class EnergyBased(Honest, dist.TorchDistribution):
     r"""The distribution :math:`p(x \mid c) = e^{-E(x, c)} / Z(c)` of an energy over any event shape.

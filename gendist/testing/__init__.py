@@ -1,4 +1,5 @@
-r"""Public checks for transforms, distributions, autoregressive and latent-variable models; the conformance registry.
+r"""Public checks for transforms, distributions, autoregressive and latent-variable models, MCMC samplers; the
+conformance registry.
 
 Users call these on their own compositions; gendist's own suite runs them
 over every registered transform and model (:mod:`gendist.testing.registry`).
@@ -69,3 +70,6 @@ __all__ = [
     "ppca_marginal",
     "tolerance",
 ]
+from gendist.testing.mcmc import check_mcmc, check_mcmc_discrete  # noqa: E402
+
+__all__ += ["check_mcmc", "check_mcmc_discrete"]
