@@ -3,6 +3,7 @@ r"""Deep energy-based models: :math:`p_\theta(x \mid c) = e^{-E_\theta(x, c)} / 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,17 +36,21 @@ class NetEnergy:
 
     ``flatten_event`` flattens the event to a vector first (a perceptron over a matrix-shaped event);
     ``flatten_batch`` runs the network on ``(N, *event_shape)`` (and ``(N, context)``), for networks written
-    for one batch dimension. The network may return ``(...,)`` or ``(..., 1)``.
+    for one batch dimension. The network may return ``(...,)`` or ``(..., 1)``. ``confine`` adds
+    :math:`\frac{\lambda}{2} \lVert x \rVert^2`: a Gaussian envelope that keeps :math:`e^{-E}` integrable
+    whatever the network (a perceptron's output grows at most linearly in :math:`x`).
     """
 
     def __init__(self, net: nn.Module, event_shape: Size, flatten_event: bool = False,
-                 flatten_batch: bool = False) -> None:
+                 flatten_batch: bool = False, confine: float = 0.0) -> None:
         self.net, self.event_shape = net, Size(event_shape)
         self.flatten_event, self.flatten_batch = flatten_event, flatten_batch
+        self.confine = float(confine)
 
     def __call__(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         n = len(self.event_shape)
         batch = x.shape[: x.dim() - n]
+        envelope = 0.5 * self.confine * x.pow(2).flatten(x.dim() - n).sum(-1) if self.confine else None
         if c is not None:
             c = c.expand(batch + c.shape[-1:])
         if self.flatten_batch:
@@ -58,7 +63,7 @@ class NetEnergy:
             got = tuple(e.shape) if isinstance(e, Tensor) else type(e).__name__
             raise ValueError(f"the energy network must return one energy per example, shape {tuple(batch)} "
                              f"(or {(*batch, 1)}) for inputs of shape {(*batch, *self.event_shape)}; got {got}")
-        return e.reshape(batch)
+        return e.reshape(batch) if envelope is None else e.reshape(batch) + envelope
 
 
 class SingleSiteGibbs:
@@ -194,6 +199,10 @@ class Energy(EnergyRecipe):
             ``"auto"``; ``partition_options``: that method's options (``bound``, ``points``, ``chains``, ...;
             see :meth:`~gendist.EnergyBased.log_partition`). A quadrature keeps the graph: ``log_prob`` is then
             differentiable in the parameters.
+        confine: :math:`\lambda \ge 0` of the envelope :math:`\frac{\lambda}{2} \lVert x \rVert^2` added to
+            the network's energy of real values (default: 0.01, about :math:`\mathcal{N}(0, 10^2)`, for the
+            default network; 0 for a given ``net``): with it :math:`e^{-E}` is integrable for every weight, so
+            :math:`\log Z` is finite and a quadrature over a box that holds the mass is the whole integral.
         learn_normalizer: add a learned scalar ``log_normalizer`` (:math:`\log Z` as a parameter, what noise-
             contrastive estimation fits). The distribution does not use it: its ``log_prob`` stays honest.
 
@@ -222,9 +231,14 @@ class Energy(EnergyRecipe):
         log_partition: str | None = None,
         partition_options: dict[str, Any] | None = None,
         learn_normalizer: bool = False,
+        confine: float | None = None,
     ) -> None:
         super().__init__()
         self.shape = check_shape(shape, "Energy: `shape`")
+        if confine is None:
+            confine = 0.01 if net is None else 0.0
+        if not (isinstance(confine, (int, float)) and math.isfinite(confine) and confine >= 0):
+            raise ValueError(f"Energy: `confine` must be a finite number >= 0, got {confine!r}")
         self.context = check_integer("Energy: `context`", context, low=0)
         if support not in SUPPORTS:
             raise ValueError(f"Energy: `support` must be one of {sorted(SUPPORTS)}, got {support!r}")
@@ -234,15 +248,16 @@ class Energy(EnergyRecipe):
                           partition_options)
         self._check_partition("Energy", log_partition, self.shape, binary)
         kind = BinaryNetEnergy if binary else NetEnergy  # only binary values take Gibbs sweeps
+        extra = {} if binary else {"confine": confine}
         if net is None:
             if len(self.shape) == 3:
                 net = EnergyConvNet(self.shape[0], self.shape[1:], width, context=context, activation=activation)
-                self.energy_fn = kind(net, self.shape)
+                self.energy_fn = kind(net, self.shape, **extra)
             else:
                 net = EnergyMLP(self.shape.numel(), hidden, context, activation)
-                self.energy_fn = kind(net, self.shape, flatten_event=len(self.shape) > 1)
+                self.energy_fn = kind(net, self.shape, flatten_event=len(self.shape) > 1, **extra)
         elif isinstance(net, nn.Module):
-            self.energy_fn = kind(net, self.shape, flatten_batch=True)
+            self.energy_fn = kind(net, self.shape, flatten_batch=True, **extra)
         else:
             raise TypeError(f"Energy: `net` must be an nn.Module (net(x[, c]) -> energy) or None, "
                             f"got {type(net).__name__}")

@@ -1063,14 +1063,15 @@ def sample_nuts(
                   max_tree_depth=max_tree_depth)
     mcmc = MCMC(kernel, num_samples=steps, warmup_steps=warmup, initial_params={"x": x},
                 hook_fn=_Hook(callback) if callback is not None else None, disable_progbar=not progress)
-    if generator is None:
-        mcmc.run()
-    else:
-        device = generator.device
-        seed = int(torch.randint(2**62, (), generator=generator, device=device))
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            torch.manual_seed(seed)
+    with torch.enable_grad():  # NUTS differentiates the potential, also when called under no_grad (sample())
+        if generator is None:
             mcmc.run()
+        else:
+            device = generator.device
+            seed = int(torch.randint(2**62, (), generator=generator, device=device))
+            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                mcmc.run()
     draws = mcmc.get_samples()["x"].detach()  # (steps, *x.shape)
     bad = ~torch.isfinite(draws).flatten(1).all(1)
     if bool(bad.any()):
