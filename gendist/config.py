@@ -2,8 +2,9 @@ r"""A model's JSON config: ``state_dict`` plus :func:`config` recreates a model 
 
 Recipes (:class:`~gendist.flows.MAF`, :class:`~gendist.autoregressive.MADE`, ...) record
 the arguments they were built with. Arguments that JSON cannot hold as they are
-are encoded by name: activation classes of ``torch.nn`` (``"ReLU"``) and the
-usual support constraints (``positive``, ``interval(a, b)``, ...). A model
+are encoded by name: activation classes of ``torch.nn`` (``"ReLU"``), the
+usual support constraints (``positive``, ``interval(a, b)``, ...), dictionaries
+of options, and recipes inside a recipe (by their own config). A model
 built from anything else (a custom base distribution, a hand-made layer list)
 has no config: :func:`config` says which argument stands in the way.
 
@@ -19,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
@@ -42,6 +44,10 @@ def _encode(name: str, value: Any) -> Any:
         return value.config()
     if isinstance(value, (tuple, list)):
         return [_encode(name, v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"dict": {k: _encode(f"{name}[{k!r}]", v) for k, v in value.items()}}
+    if isinstance(value, nn.Module) and getattr(value, "_config", None) is not None:
+        return {"recipe": config(value)}  # a recipe inside a recipe (the experts of a product)
     if isinstance(value, torch.Tensor) and value.dim() <= 2 and not value.dtype.is_floating_point:
         return {"tensor": value.tolist()}
     if isinstance(value, type) and issubclass(value, nn.Module) and getattr(nn, value.__name__, None) is value:
@@ -63,6 +69,10 @@ def _decode(value: Any) -> Any:
     if isinstance(value, list):
         return [_decode(v) for v in value]
     if isinstance(value, dict):
+        if "dict" in value:
+            return {k: _decode(v) for k, v in value["dict"].items()}
+        if "recipe" in value:
+            return from_config(value["recipe"])
         if "tensor" in value:
             return torch.tensor(value["tensor"])
         if "activation" in value:
@@ -95,4 +105,11 @@ def from_config(cfg: dict[str, Any]) -> nn.Module:
     cls = RECIPES.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ValueError(f"unknown model class {name!r} in config; expected one of gendist's recipes {sorted(RECIPES)}")
-    return cls(**{k: _decode(v) for k, v in cfg.get("args", {}).items()})
+    args = {k: _decode(v) for k, v in cfg.get("args", {}).items()}
+    params = list(inspect.signature(cls).parameters.values())
+    star = next((i for i, q in enumerate(params) if q.kind is q.VAR_POSITIONAL), None)
+    if star is None or params[star].name not in args:
+        return cls(**args)
+    # a recipe of `*args` (a product of experts): what comes before them and they themselves go by position
+    positional = [args.pop(q.name) for q in params[:star] if q.name in args]
+    return cls(*positional, *args.pop(params[star].name), **args)

@@ -54,3 +54,18 @@ def test_models_without_a_config_say_why():
         config(MAF(2, base=torch.distributions.Independent(torch.distributions.Laplace(torch.zeros(2), 1.0), 1)))
     with pytest.raises(ValueError, match="unknown model class"):
         from_config({"class": "os.system", "args": {}})
+
+
+def test_dicts_of_options_and_recipes_inside_a_recipe_round_trip():
+    from gendist.ebm import Energy, ProductOfExperts
+    from gendist.flows import MAF
+
+    energy = Energy(2, hidden=(8,), sampler_options={"step_size": 0.1}, partition_options={"points": 51})
+    product = ProductOfExperts(energy, MAF(2, transforms=1, hidden=(4,)))
+    for model in (energy, product):
+        clone = from_config(json.loads(json.dumps(config(model))))
+        clone.load_state_dict(model.state_dict())
+        x = torch.randn(3, 2)
+        want = model(log_partition="quadrature").log_prob(x)
+        assert torch.equal(clone(log_partition="quadrature").log_prob(x), want)
+    assert clone.options["sampler_options"] is None or isinstance(clone.options["sampler_options"], dict)
