@@ -3,6 +3,10 @@ returns its :class:`~gendist.distributions.EnergyBased`."""
 
 __all__: list[str] = []
 
+from gendist.ebm.rbm import RBM, RBMEnergy, ais_schedule  # noqa: E402
+
+__all__ += ["RBM", "RBMEnergy", "ais_schedule"]
+
 from gendist.ebm.energy import (  # noqa: E402
     PARTITION_METHODS,
     SUPPORTS,
