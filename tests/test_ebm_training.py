@@ -459,3 +459,27 @@ def test_pcd_from_the_model_init_and_repr():
     loss(model, (torch.randn(5, 2),))
     assert loss.chains.shape == (7, 2)
     assert "persistent" in repr(loss) and "sigma=0.1" in repr(DenoisingScoreMatching(0.1))
+
+
+def test_pcd_with_centering_moves_the_offsets_and_lowers_the_exact_nll():
+    from gendist.ebm import RBM
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.tensor([0.9, 0.2, 0.5, 0.5, 0.1, 0.7])
+    x = (torch.rand(400, 6, generator=g) < p).double()
+    x[:, 3] = x[:, 2]
+    torch.manual_seed(0)
+    model = RBM(6, 3, centering=True, centering_decay=0.1, log_partition="exact").double()
+    nll = lambda: float(-model().log_prob(x).mean())  # noqa: E731
+    before = nll()
+    loss = ContrastiveDivergence(k=1, persistent=True, chains=50, centering=True, seed=0)
+    fit(model, x, objective=loss, epochs=10, batch_size=50, lr=0.05, progress=False, seed=0)
+    assert torch.allclose(model.visible_offset, x.mean(0), atol=0.1)  # the offsets follow the data's means
+    assert nll() < before - 0.5
+    assert "centering=True" in repr(loss)
+    with pytest.raises(TypeError, match="update_offsets"):  # a model without offsets
+        ContrastiveDivergence(centering=True)(Quadratic(), (torch.randn(5, 2),))
+    model.eval()  # validation leaves the offsets alone
+    offsets = model.visible_offset.clone()
+    loss(model, (x[:10],))
+    assert torch.equal(model.visible_offset, offsets)

@@ -123,6 +123,8 @@ class ContrastiveDivergence:
         init: where persistent chains start: ``"data"`` (the first batch) or ``"model"`` (the model's
             starting draws, e.g. fair coins or :math:`\mathcal{N}(0, I)`).
         seed: the seed of the loss's generator.
+        centering: before each training step, call ``model.update_offsets(x)`` with the batch (a centered RBM's
+            offsets follow the data's and the hidden units' means, Melchior et al., 2016); the model must have it.
         sampler_options: more arguments of the sampler (``step_size``, ...).
 
     Example:
@@ -155,6 +157,7 @@ class ContrastiveDivergence:
         l2: float = 0.0,
         init: str = "data",
         seed: int | None = None,
+        centering: bool = False,
         **sampler_options: Any,
     ) -> None:
         where = "ContrastiveDivergence"
@@ -187,6 +190,7 @@ class ContrastiveDivergence:
         self.persistent, self.n_chains, self.buffer = bool(persistent), chains, buffer
         self.sampler, self.l2 = sampler, _check_positive(f"{where}: `l2`", l2, zero=True)
         self.init, self.seed, self.sampler_options = init, seed, dict(sampler_options)
+        self.centering = bool(centering)
         self._generator: torch.Generator | None = None
         self._pending: tuple[Tensor, str] | None = None  # a loaded generator state, applied at the first call
         self._chains: Tensor | None = None
@@ -267,6 +271,12 @@ class ContrastiveDivergence:
 
     def __call__(self, model: nn.Module, batch: Batch) -> Tensor:
         x, c = _split(batch)
+        if self.centering and getattr(model, "training", True):
+            update = getattr(model, "update_offsets", None)
+            if not callable(update):
+                raise TypeError(f"ContrastiveDivergence(centering=True): the model ({type(model).__name__}) has no "
+                                "update_offsets(x); centering is for models with offsets (RBM(centering=True))")
+            update(x.detach())
         d = model(c)
         neg = self._negatives(model, d, x, c)
         e_data, e_neg = d.energy_of(x), d.energy_of(neg)
@@ -302,7 +312,7 @@ class ContrastiveDivergence:
     def __repr__(self) -> str:
         how = "buffer" if self.buffer is not None else "persistent" if self.persistent else "batch"
         return (f"ContrastiveDivergence(k={self.k}, start={how!r}, sampler={self.sampler!r}, l2={self.l2}, "
-                f"options={self.sampler_options})")
+                f"centering={self.centering}, options={self.sampler_options})")
 
 
 # --------------------------------------------------------------------------- score matching
