@@ -98,6 +98,49 @@ def test_energy_networks_are_smooth_and_twice_differentiable():
     assert torch.autograd.gradgradcheck(lambda y: net(y), (x,))
 
 
+def test_energy_mlp_fourier_features():
+    # fourier=0 is the network it was: the same parameters and state_dict keys, no buffer
+    plain = EnergyMLP(2, hidden=(8,))
+    assert plain.embed is None and all(k.startswith("net.") for k in plain.state_dict())
+    net = EnergyMLP(2, hidden=(8, 8), context=3, fourier=16, fourier_scale=2.0)
+    assert net(torch.randn(4, 5, 2), torch.randn(5, 3)).shape == (4, 5)
+    assert net(torch.randn(2), torch.randn(3)).shape == ()
+    assert net.net.layers[0].in_features == 2 + 16
+    # the frequencies B ~ N(0, (2 pi s)^2), a saved buffer: a model loads its own, whatever the seed
+    B = net.state_dict()["embed.B"]
+    assert B.shape == (8, 2) and 0.3 < B.std().item() / (2 * math.pi * 2.0) < 2.0
+    other = EnergyMLP(2, hidden=(8, 8), context=3, fourier=16, fourier_scale=2.0, fourier_seed=1)
+    assert not torch.equal(other.embed.B, B)
+    other.load_state_dict(net.state_dict())
+    x, c = torch.randn(6, 2), torch.randn(6, 3)
+    assert torch.equal(other(x, c), net(x, c))
+    # smooth: twice differentiable in x, in float64 too
+    net64 = EnergyMLP(2, hidden=(6,), fourier=4).double()
+    y = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda v: net64(v), (y,))
+    for bad, match in [({"fourier": 3}, "fourier"), ({"fourier": -2}, "fourier"), ({"fourier_scale": 0.0}, "scale"),
+                       ({"fourier_scale": float("inf")}, "scale")]:
+        with pytest.raises(ValueError, match=match):
+            EnergyMLP(2, **bad)
+
+
+def test_energy_with_fourier_network_normalizes_by_quadrature():
+    # what benchmarks/ebm_2d.py trains: the exact NLL, differentiable in the weights, integrating to one
+    torch.manual_seed(0)
+    model = Energy(2, net=EnergyMLP(2, hidden=(8,), fourier=8, fourier_scale=0.5), confine=0.5,
+                   log_partition="quadrature", partition_options={"bound": 7.0, "points": 141})
+    d = model()
+    assert d.log_prob_kind == "exact"
+    d.log_prob(torch.randn(16, 2)).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())  # the output bias's is 0: log Z cancels it
+    assert all(layer.weight.grad.abs().sum() > 0 for layer in model.net.net.layers)
+    g = torch.linspace(-7, 7, 281)
+    x = torch.cartesian_prod(g, g)
+    with torch.no_grad():
+        mass = d.log_prob(x).exp().sum().item() * (g[1] - g[0]).item() ** 2
+    assert abs(mass - 1) < 1e-3
+
+
 # ----------------------------------------------------------------------------------------------- shapes
 
 

@@ -2,13 +2,16 @@ r"""Energy networks: a scalar :math:`E_\theta(x, c)` per example, smooth in :mat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import torch
 import torch.nn as nn
 from torch import Size, Tensor
 
 from gendist._checks import check_integer, check_shape
 from gendist.nn.mlp import MLP
+from gendist.nn.score import FourierFeatures
 
 __all__ = ["ConvNet", "EnergyConvNet", "EnergyMLP"]
 
@@ -26,11 +29,21 @@ class EnergyMLP(nn.Module):
     activation is smooth (SiLU), so :math:`\nabla_x E` is continuous, as Langevin and HMC samplers need
     (ReLU gives a piecewise-constant gradient).
 
+    With ``fourier`` :math:`= m > 0` the perceptron reads :math:`x` together with :math:`m` random Fourier
+    features of it, :math:`[\sin(2\pi B x), \cos(2\pi B x)]` with :math:`B_{ij} \sim \mathcal{N}(0, s^2)`
+    drawn once (a :class:`~gendist.nn.score.FourierFeatures`, :math:`s` = ``fourier_scale``): a low-dimensional
+    energy then resolves detail at the scale :math:`1/s` (thin rings, sharp edges) that a perceptron of
+    :math:`x` alone learns slowly or not at all (Tancik et al., 2020). The features are bounded and smooth, so
+    the energy stays smooth in :math:`x`, and grows at most linearly in :math:`x` through its raw input.
+
     Arguments:
         features: the size :math:`D` of :math:`x`.
         hidden: the hidden layer sizes.
         context: the context size (0 for none).
         activation: the activation module class (``nn.SiLU``, ``nn.Softplus``, ``nn.ELU``, ...).
+        fourier: the number :math:`m` of random Fourier features of :math:`x` (even; 0 for none).
+        fourier_scale: their frequency scale :math:`s`, in the units of :math:`x`.
+        fourier_seed: the seed of their frequencies :math:`B` (a saved buffer).
 
     Maps ``x`` of shape ``(..., D)`` (and ``c`` of shape ``(..., context)``, broadcasting) to ``(...,)``.
 
@@ -38,6 +51,8 @@ class EnergyMLP(nn.Module):
         >>> net = EnergyMLP(3, hidden=(16,), context=2)
         >>> net(torch.randn(4, 5, 3), torch.randn(5, 2)).shape
         torch.Size([4, 5])
+        >>> EnergyMLP(2, hidden=(16,), fourier=8, fourier_scale=2.0)(torch.randn(7, 2)).shape
+        torch.Size([7])
     """
 
     def __init__(
@@ -46,17 +61,29 @@ class EnergyMLP(nn.Module):
         hidden: Sequence[int] = (128, 128),
         context: int = 0,
         activation: type[nn.Module] = nn.SiLU,
+        fourier: int = 0,
+        fourier_scale: float = 1.0,
+        fourier_seed: int = 0,
     ) -> None:
         super().__init__()
         self.features = check_integer("EnergyMLP: `features`", features, low=1)
         self.context = check_integer("EnergyMLP: `context`", context, low=0)
         hidden = tuple(check_integer("EnergyMLP: `hidden` sizes", h, low=1) for h in hidden)
         _check_activation("EnergyMLP", activation)
-        self.net = MLP(features, 1, hidden, context, activation)
+        self.fourier = check_integer("EnergyMLP: `fourier` (the number of Fourier features)", fourier, low=0,
+                                     even=True)
+        ok = isinstance(fourier_scale, (int, float)) and not isinstance(fourier_scale, bool)
+        if not (ok and math.isfinite(fourier_scale) and fourier_scale > 0):
+            raise ValueError(f"EnergyMLP: `fourier_scale` must be a positive finite number, got {fourier_scale!r}")
+        self.fourier_scale = float(fourier_scale)
+        self.embed = FourierFeatures(features, fourier, fourier_scale, fourier_seed) if fourier else None
+        self.net = MLP(features + self.fourier, 1, hidden, context, activation)
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         if self.context and c is None:
             raise ValueError(f"EnergyMLP: this network needs a context `c` of shape (..., {self.context}), got None")
+        if self.embed is not None:
+            x = torch.cat([x, self.embed(x)], -1)
         return self.net(x, c if self.context else None).squeeze(-1)
 
 
