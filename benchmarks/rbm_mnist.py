@@ -11,7 +11,8 @@ Published: 16 hidden units, PCD-1: -142.56 centered, -149.05 plain (Melchior et 
 
 Run (CPU times on this 2-core machine are in benchmarks/README_energy.md):
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/rbm_mnist.py --hidden 16 --centering --out runs/rbm16c
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/rbm_mnist.py --hidden 16 --centering --lr 0.05 --momentum 0.9 \
+        --schedule cosine --epochs 20 --out runs/rbm16c
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/rbm_mnist.py --hidden 16 --objective exact --batch 1000 \
         --centering --out runs/rbm16x
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/rbm_mnist.py --hidden 500 --objective cd --k 25 \
@@ -23,7 +24,8 @@ Run (CPU times on this 2-core machine are in benchmarks/README_energy.md):
 Options: ``--objective pcd|cd|exact`` (persistent CD-k, CD-k from the batch, or exact maximum likelihood through
 the differentiable exact :math:`\log Z`), ``--finetune N`` (N more epochs of exact ML after CD), ``--k``,
 ``--chains``, ``--centering`` / ``--decay``, ``--optimizer sgd|adam``, ``--momentum``, ``--lr``, ``--batch``,
-``--epochs``, ``--init data|zero`` (visible biases from the data's marginals, or zero as scikit-learn),
+``--epochs``, ``--schedule cosine``, ``--init data|zero`` (visible biases from the data's marginals, or zero as
+scikit-learn),
 ``--ais-chains``, ``--ais-betas``, ``--reverse-ais``, ``--test-size``, ``--threads``, ``--device``,
 ``--out``/``--resume``, ``--snapshot-every`` (save the weights every N epochs: the learning curve),
 ``--score-snapshots``, ``--eval-only``, ``--compare-sklearn`` (scikit-learn's BernoulliRBM and ours, same
@@ -100,9 +102,9 @@ def train(model: RBM, x: torch.Tensor, args: argparse.Namespace, exact: bool, ep
 
     if epochs > 0:
         fit(model, x, valid=valid if exact else None, objective=objective(args, exact), epochs=epochs,
-            batch_size=args.batch, lr=args.lr, optimizer=optimizer(args), seed=args.seed, checkpoint_dir=out,
-            checkpoint_every=per_epoch if out else None, resume=resume, progress=sys.stderr.isatty(),
-            callback=log)
+            batch_size=args.batch, lr=args.lr, optimizer=optimizer(args), schedule=args.schedule, seed=args.seed,
+            checkpoint_dir=out, checkpoint_every=per_epoch if out else None, resume=resume,
+            progress=sys.stderr.isatty(), callback=log)
     model.log_partition = None
     return time.perf_counter() - start
 
@@ -159,7 +161,8 @@ def compare_sklearn(args: argparse.Namespace, x: torch.Tensor, test: torch.Tenso
     rows["sklearn"] = {"seconds_per_epoch": round(sk_seconds / args.epochs, 3), "dtype": str(sk.components_.dtype),
                        **score(energy, test, args, x.mean(0))}
     fair = argparse.Namespace(**{**vars(args), "objective": "pcd", "k": 1, "chains": args.batch,
-                                 "centering": False, "optimizer": "sgd", "momentum": 0.0, "snapshot_every": 0})
+                                 "centering": False, "optimizer": "sgd", "momentum": 0.0, "snapshot_every": 0,
+                                 "schedule": None})
     torch.manual_seed(args.seed)
     model = build(fair)
     seconds = train(model, x, fair, False, args.epochs, None, False)
@@ -181,6 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
     p.add_argument("--momentum", type=float, default=0.0)
     p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--schedule", default=None, choices=[None, "cosine"], help="the learning rate's decay")
     p.add_argument("--finetune-lr", type=float, default=None)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--finetune-batch", type=int, default=1000)
