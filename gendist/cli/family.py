@@ -1,7 +1,7 @@
 r"""What a family of models gives the command: its flags, its ``--model`` names, and how ``fit`` treats it.
 
-A family module (``flows``, ``autoregressive``, ``latent``, ``diffusion``)
-subclasses :class:`Family` once; :mod:`gendist.cli.registry` lists them.
+A family module (``flows``, ``autoregressive``, ``latent``, ``diffusion``,
+``energy``) subclasses :class:`Family` once; :mod:`gendist.cli.registry` lists them.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from gendist.cli.data import Data
 from gendist.cli.errors import user_input
 from gendist.flows import FlowModule, Standardize
 
-__all__ = ["Family", "Flat", "FlatWithLoss", "Group", "conditional", "recipe_default"]
+__all__ = ["Family", "Flat", "FlatWithLoss", "Group", "Loss", "conditional", "recipe_default"]
 
 Group = argparse._ArgumentGroup  # what ``parser.add_argument_group`` returns
+Loss = Callable[[nn.Module, tuple[Tensor, ...]], Tensor]  # a training loss of ``fit``: (model, batch) -> loss
 
 
 def recipe_default(recipe: type, argument: str) -> Any:
@@ -88,8 +89,27 @@ class Family(ABC):
         return FlatWithLoss(recipe) if callable(getattr(recipe, "loss", None)) else Flat(recipe)
 
     def prepare(self, model: nn.Module, standardized: Callable[[], Tensor]) -> None:
-        r"""Fit what the model takes from its standardized training data (drawn when called) before training."""
+        r"""Fit what the model takes from its standardized training data (drawn when called) before training
+        (the training rows as they are, for a model of discrete levels)."""
         return None
+
+    def data_levels(self, args: argparse.Namespace, data: Data) -> int | None:
+        r"""The levels of discrete data as ``--model`` sees them (a table of 0/1 columns may be binary to one)."""
+        return data.levels
+
+    def is_discrete(self, model: nn.Module, levels: int | None) -> bool:
+        r"""Whether the run models the integer levels as they are (no dequantizing, no standardization)."""
+        return self.discrete and bool(levels)
+
+    def objective(self, args: argparse.Namespace, levels: int | None) -> Loss | None:
+        r"""The family's own training loss of the run's model (``levels``: of dequantized data), or None for
+        ``fit``'s choice: the model's own loss (:attr:`own_loss`) or its NLL."""
+        return None
+
+    def finish(self, model: nn.Module, train: Tensor, args: argparse.Namespace) -> dict[str, Any]:
+        r"""What the family computes once the weights are final, before the model is scored (an energy's
+        :math:`\log Z`); the extra entries of ``metrics.json``."""
+        return {}
 
     def log_prob_kind(self, model: nn.Module, config: dict[str, Any]) -> str:
         r"""What the reported NLL is: ``"exact"``, ``"estimate"`` or ``"bound"``."""
@@ -97,4 +117,8 @@ class Family(ABC):
 
     def note(self, kind: str, args: argparse.Namespace) -> str:
         r"""What the printed test NLL is, in words (appended to its line)."""
+        return ""
+
+    def summary(self, metrics: dict[str, Any]) -> str:
+        r"""More of the printed test NLL's line, from the metrics (those :meth:`finish` added)."""
         return ""

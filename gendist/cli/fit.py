@@ -113,7 +113,7 @@ def _prepare(args: argparse.Namespace) -> _Job:
     family = family_of_model(args.model)
     check_run_folder(out, args.force, args.resume)
     data = load_data(args.data, args.columns, args.seed)
-    levels = data.levels
+    levels = family.data_levels(args, data)
     torch.manual_seed(args.seed)
     train = data.train.to(device)
     run = {"model": config(family.build(args, data)), "features": data.features, "data": args.data,
@@ -121,9 +121,10 @@ def _prepare(args: argparse.Namespace) -> _Job:
     model = build_model(run).to(device)  # from the config, as `sample` and `evaluate` will rebuild it
     if not any(p.requires_grad for p in model.parameters()):
         raise UsageError(f"--model {args.model} with these flags has no parameters to train")
-    discrete = family.discrete and bool(levels)
+    discrete = family.is_discrete(model, levels)
     if discrete:
         levels = None  # a discrete model: NLL of the integers (exact, or estimated for latent models), no dequantizing
+        family.prepare(model, lambda: train)
     else:
         _standardize(model, family, train, levels, args.seed)
     if args.resume:
@@ -144,10 +145,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if is_main():
         job.out.mkdir(parents=True, exist_ok=True)
     barrier()
+    objective = job.family.objective(args, job.levels)
+    if objective is None:
+        objective = _objective(job.family, job.levels)
     start = time.perf_counter()
     try:
         history = fit(job.model, job.train, valid=valid,
-                      objective=_objective(job.family, job.levels), epochs=args.epochs, batch_size=args.batch_size,
+                      objective=objective, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, schedule=SCHEDULE, clip_grad=CLIP_GRAD, seed=args.seed, patience=args.patience,
                       checkpoint_dir=job.out / CHECKPOINT.parent, checkpoint_every=args.checkpoint_every,
                       resume=args.resume, progress=not args.quiet and is_main())
@@ -174,7 +178,8 @@ def _scores(job: _Job) -> dict[str, float]:
 
 def _summary(job: _Job, scores: dict[str, float], metrics: dict[str, Any], args: argparse.Namespace) -> list[str]:
     data = job.data
-    line = f"test NLL {scores['test_nll']:.4f} nats" + job.family.note(metrics["log_prob_kind"], args)
+    line = (f"test NLL {scores['test_nll']:.4f} nats" + job.family.note(metrics["log_prob_kind"], args)
+            + job.family.summary(metrics))
     if job.levels or job.discrete:
         line += f"   test bits/dim {scores['test_bits_per_dim']:.3f}"
     if data.entropy is not None:
@@ -185,6 +190,7 @@ def _summary(job: _Job, scores: dict[str, float], metrics: dict[str, Any], args:
 def _finish(job: _Job, history: History, seconds: float, args: argparse.Namespace) -> None:
     r"""Score the trained model, write metrics, model, config and plots, and print the summary."""
     job.model.eval()
+    extra = job.family.finish(job.model, job.train, args)  # e.g. an energy's log Z, which the scores need
     scores = _scores(job)
     data = job.data
     metrics: dict[str, Any] = {
@@ -193,7 +199,7 @@ def _finish(job: _Job, history: History, seconds: float, args: argparse.Namespac
         "data": {"name": args.data, "features": data.features, "levels": job.levels,
                  "sizes": {k: len(getattr(data, k)) for k in ("train", "valid", "test")}},
         "model": job.run["model"], "history": {"step_loss": history.step_loss, "epoch_valid": history.epoch_valid},
-        "log_prob_kind": job.family.log_prob_kind(job.model, job.run["model"]),
+        "log_prob_kind": job.family.log_prob_kind(job.model, job.run["model"]), **extra,
     }
     if data.entropy is not None:
         metrics["entropy"] = data.entropy

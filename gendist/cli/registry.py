@@ -5,6 +5,7 @@ from __future__ import annotations
 from gendist._recipes import RECIPES
 from gendist.cli.autoregressive import Autoregressive
 from gendist.cli.diffusion import Diffusion
+from gendist.cli.energy import EnergyModels
 from gendist.cli.errors import UsageError
 from gendist.cli.family import Family
 from gendist.cli.flows import Flows
@@ -12,7 +13,7 @@ from gendist.cli.latent import Latent
 
 __all__ = ["FAMILIES", "MODELS", "family_of_class", "family_of_model"]
 
-FAMILIES: tuple[Family, ...] = (Flows(), Autoregressive(), Latent(), Diffusion())
+FAMILIES: tuple[Family, ...] = (Flows(), Autoregressive(), Latent(), Diffusion(), EnergyModels())
 r"""Every family, in the order of ``--help``."""
 
 MODELS: dict[str, Family] = {name: family for family in FAMILIES for name in family.models}
