@@ -45,7 +45,7 @@ from mnist_run import save, settings
 from gendist.data import load_binarized_mnist
 from gendist.distributions.energy import ENUMERATION_LIMIT
 from gendist.ebm import RBM, RBMEnergy
-from gendist.inference import ContrastiveDivergence, fit
+from gendist.inference import ContrastiveDivergence, fit, load_checkpoint
 
 PUBLISHED = {16: {"centered": -142.56, "plain": -149.05}, 500: {"centered": -84.9, "plain": -86.34}}
 
@@ -233,6 +233,8 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.resume and not args.eval_only and args.init == "data":
         model.init_from_data(x)
     exact = args.objective == "exact"
+    if args.eval_only:  # the weights of the last epoch fit checkpointed
+        model.load_state_dict(load_checkpoint(args.out / "last.pt")["model"])
     seconds = train(model, x, args, exact, 0 if args.eval_only else args.epochs, args.out,
                     args.resume or args.eval_only, valid)
     ft_seconds = 0.0
