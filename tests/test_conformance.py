@@ -68,6 +68,7 @@ from gendist.testing.registry import (
     ModelEntry,
     OneOrder,
     TransformEntry,
+    Unnormalized,
     build_model,
     build_transform,
     draw_context,
@@ -147,7 +148,7 @@ def test_the_registry_covers_every_family_and_declares_its_skips() -> None:
 def _recipes() -> set[type]:
     r"""Every public model class: the concrete recipes the model packages export."""
     found = set()
-    for package in (gendist.flows, gendist.autoregressive, gendist.latent, gendist.diffusion):
+    for package in (gendist.flows, gendist.autoregressive, gendist.latent, gendist.diffusion, gendist.ebm):
         for name in package.__all__:
             obj = getattr(package, name)
             if inspect.isclass(obj) and issubclass(obj, Recorded) and not inspect.isabstract(obj):
@@ -159,7 +160,7 @@ def test_every_public_model_has_an_entry() -> None:
     built = set()
     for entry in MODELS.values():
         module = entry.factory()
-        built.add(type(module.model if isinstance(module, OneOrder) else module))
+        built.add(type(module.model if isinstance(module, (OneOrder, Unnormalized)) else module))
     missing = sorted(cls.__name__ for cls in _recipes() - built)
     assert not missing, f"public models with no registry entry: {missing}"
 

@@ -358,7 +358,7 @@ def test_float64():
 
 
 def test_jem_classifier_and_energy():
-    jem = JEM(4, (1, 6, 6), width=4, steps=2)
+    jem = JEM(4, (1, 6, 6), width=4, steps=2, confine=0.0)  # the energies are the logits alone
     x = torch.randn(3, 2, 1, 6, 6)
     f = jem.logits(x)
     assert f.shape == (3, 2, 4)
@@ -500,3 +500,20 @@ def test_bad_inputs_give_clear_errors():
 def test_exported():
     assert gendist.ebm.Energy is Energy and gendist.nn.EnergyMLP is EnergyMLP
     assert isinstance(Energy(2, hidden=(4,)).energy_fn, NetEnergy)
+
+
+def test_the_envelope_makes_the_density_integrable_and_the_quadrature_refuses_a_box_that_misses_mass():
+    net = nn.Sequential(nn.Linear(1, 1))  # E(x) = w x + b: e^{-E} is not integrable on the real line
+    with torch.no_grad():
+        net[0].weight.fill_(-1.0)
+    bare = Energy(1, net=net)
+    with pytest.raises(ValueError, match="edge of the box"):
+        bare(log_partition="quadrature", partition_options={"bound": 10.0})
+    confined = Energy(1, net=net, confine=1.0)  # E = -x + x^2 / 2 + b: a Gaussian N(1, 1)
+    d = confined(log_partition="quadrature", partition_options={"bound": 10.0, "points": 2001})
+    x = torch.linspace(-2, 4, 7)[:, None]
+    want = torch.distributions.Normal(1.0, 1.0).log_prob(x[:, 0])
+    torch.testing.assert_close(d.log_prob(x), want, atol=1e-5, rtol=0)
+    assert JEM(3, 2, hidden=(8,)).energy_fn.confine == 0.01 and Energy(2, hidden=(8,)).energy_fn.confine == 0.01
+    with pytest.raises(ValueError, match="confine"):
+        Energy(2, confine=-1.0)

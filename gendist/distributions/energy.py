@@ -14,7 +14,7 @@ from torch import Size, Tensor
 from torch.distributions import Distribution, constraints
 
 from gendist._checks import check_integer, check_value
-from gendist.distributions.base import Honest, LogProbKind
+from gendist.distributions.base import Honest, LogProbKind, register_no_kl
 from gendist.samplers.ais import ais
 from gendist.samplers.mcmc import MCMC_SAMPLERS, MCMCResult, check_step_size, sample_mala
 
@@ -71,6 +71,7 @@ class _Target:
         return _Target(self.d, self.beta * beta)
 
 
+@register_no_kl
 class EnergyBased(Honest, dist.TorchDistribution):
     r"""The distribution :math:`p(x \mid c) = e^{-E(x, c)} / Z(c)` of an energy over any event shape.
 
@@ -191,7 +192,7 @@ class EnergyBased(Honest, dist.TorchDistribution):
 
     @property
     def has_enumerate_support(self) -> bool:  # type: ignore[override]
-        return self.binary and self.event_shape.numel() <= ENUMERATION_LIMIT and not self.batch_shape
+        return self.binary and self.event_shape.numel() <= ENUMERATION_LIMIT
 
     def _options(self) -> dict[str, Any]:
         return {"support": self._support, "log_z": self.log_z, "up_to_constant": self.up_to_constant,
@@ -232,9 +233,13 @@ class EnergyBased(Honest, dist.TorchDistribution):
         return self.energy(x, self._context(x))
 
     def _check(self, value: Tensor, where: str) -> Tensor:
-        if self.binary and isinstance(value, Tensor) and not value.dtype.is_floating_point:
-            value = value.to(self.dtype)
-        check_value("value", value, self.event_shape, where, self.dtype)
+        if self.binary and isinstance(value, Tensor):
+            if not value.dtype.is_floating_point:
+                value = value.to(self.dtype)
+            # NaN or 0.5 is a value outside the binary support: -inf without validation, an error with it
+            check_value("value", value.nan_to_num(0.0, 0.0, 0.0), self.event_shape, where, self.dtype)
+        else:
+            check_value("value", value, self.event_shape, where, self.dtype)
         if self._validate_args:
             self._validate_sample(value)
         return self._broadcast(value)
@@ -284,8 +289,10 @@ class EnergyBased(Honest, dist.TorchDistribution):
 
         - ``"exact"``: the energy's own (an RBM's, summing over its smaller layer) or enumeration of every
           binary value (at most :data:`ENUMERATION_LIMIT` entries; ``chunk`` values at a time);
-        - ``"quadrature"``: the trapezoidal rule on a grid (1 or 2 real entries; ``bound`` or ``low``/``high``,
-          ``points``);
+        - ``"quadrature"``: the trapezoidal rule on a grid of ``points`` per axis (1 or 2 real entries) over
+          ``[-bound, bound]`` (or ``[low, high]``); without a box, from ``[-10, 10]`` doubled until the box holds
+          the mass. A box whose edge holds more than :math:`10^{-4}` of the mass is refused (the integral would
+          miss what lies outside);
         - ``"ais"``: annealed importance sampling, an estimate with its standard error (the energy's own, or
           from :math:`\mathcal{N}(0, \text{scale}^2 I)` by MALA: ``chains``, ``betas``, ``scale``, ``step_size``,
           ``mcmc_steps``, ``generator``);
@@ -340,14 +347,27 @@ class EnergyBased(Honest, dist.TorchDistribution):
             total = part if total is None else torch.logaddexp(total, part)
         return LogPartition(total, None, "exact")
 
-    def _log_partition_quadrature(self, bound: float = 10.0, low: float | None = None, high: float | None = None,
-                                  points: int = 401, chunk: int = 2**16) -> LogPartition:
+    def _log_partition_quadrature(self, bound: float | None = None, low: float | None = None,
+                                  high: float | None = None, points: int = 401, chunk: int = 2**16) -> LogPartition:
         D = self.event_shape.numel()
         if self.binary or D > 2:
             raise ValueError(f"EnergyBased.log_partition('quadrature'): quadrature needs 1 or 2 real entries, the "
                              f"event has {D}{' binary' if self.binary else ''}; use 'exact' (binary) or 'ais' instead")
-        lo = -bound if low is None else low
-        hi = bound if high is None else high
+        check_integer("EnergyBased.log_partition('quadrature'): `points`", points, low=3)
+        if bound is not None or low is not None or high is not None:
+            b = 10.0 if bound is None else float(bound)
+            return self._quadrature(-b if low is None else low, b if high is None else high, points, chunk, True)
+        # no box given: from [-10, 10] on, doubled until it holds the mass (the grid coarsens with it)
+        b = 10.0
+        while True:
+            out = self._quadrature(-b, b, points, chunk, b >= 640.0)
+            if out is not None:
+                return out
+            b *= 2
+
+    def _quadrature(self, lo: float, hi: float, points: int, chunk: int, final: bool) -> LogPartition | None:
+        r"""The trapezoidal rule on ``[lo, hi]^D``; None (or, when ``final``, an error) if the box misses mass."""
+        D = self.event_shape.numel()
         grid = torch.linspace(lo, hi, points, dtype=torch.float64)
         w = torch.full((points,), (hi - lo) / (points - 1), dtype=torch.float64)
         w[0] = w[-1] = w[0] / 2
@@ -356,14 +376,27 @@ class EnergyBased(Honest, dist.TorchDistribution):
         else:
             x = torch.cartesian_prod(grid, grid)
             logw = (w[:, None] * w[None, :]).log().reshape(-1)
+        flat = x
         x = x.to(self.dtype).to(self.device).reshape(-1, *(1,) * len(self.batch_shape), *self.event_shape)
         parts = []
         for i in range(0, len(x), chunk):
             xi = self._broadcast(x[i: i + chunk])
             parts.append((-self._energy(xi)).to(torch.float64) + logw[i: i + chunk].to(self.device).reshape(
                 -1, *(1,) * len(self.batch_shape)))
-        value = torch.logsumexp(torch.cat(parts), 0).to(self.dtype)
-        return LogPartition(value, None, "quadrature")
+        lp = torch.cat(parts)
+        value = torch.logsumexp(lp, 0)
+        # the box must hold the mass: what lies on its outermost cells says whether it does
+        band = 0.005 * (hi - lo)
+        edge = ((flat <= lo + band) | (flat >= hi - band)).any(-1).to(lp.device)
+        share = float((torch.logsumexp(lp[edge], 0) - value).detach().exp().max())
+        if not math.isfinite(float(value.detach().max())) or share > 1e-4:
+            if not final:
+                return None
+            raise ValueError(
+                f"EnergyBased.log_partition('quadrature'): {share:.2g} of the mass lies on the edge of the box "
+                f"[{lo:g}, {hi:g}]^{D}, so the quadrature misses mass outside it: widen it (`bound=`, or `low=`/"
+                "`high=`), or confine the energy (Energy(confine=...))")
+        return LogPartition(value.to(self.dtype), None, "quadrature")
 
     def _log_partition_ais(self, method: str, chains: int = 256, betas: int | Tensor = 1000, scale: float = 1.0,
                            step_size: float = 0.05, mcmc_steps: int = 1, x: Tensor | None = None,
@@ -443,7 +476,9 @@ class EnergyBased(Honest, dist.TorchDistribution):
         if not self.has_enumerate_support:
             return super().enumerate_support(expand)
         D = self.event_shape.numel()
-        return _binary(0, 2**D, D, self.dtype, self.device).reshape(-1, *self.event_shape)
+        values = _binary(0, 2**D, D, self.dtype, self.device)
+        values = values.reshape(-1, *(1,) * len(self.batch_shape), *self.event_shape)
+        return values.expand(-1, *self.batch_shape, *self.event_shape) if expand else values
 
     def __repr__(self) -> str:
         return (f"EnergyBased(event_shape={tuple(self.event_shape)}, batch_shape={tuple(self.batch_shape)}, "

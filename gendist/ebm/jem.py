@@ -2,6 +2,7 @@ r"""Joint energy-based models (Grathwohl et al., 2020): a classifier's logits re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,8 +37,13 @@ class LogitEnergy:
     :math:`E(x \mid c) = -\log \sum_y c_y e^{f(x)[y]}` (:math:`-f(x)[y]` for a one-hot :math:`c`). Picklable.
     """
 
-    def __init__(self, classifier: nn.Module, event_shape: Size) -> None:
+    def __init__(self, classifier: nn.Module, event_shape: Size, confine: float = 0.0) -> None:
         self.classifier, self.event_shape = classifier, Size(event_shape)
+        self.confine = float(confine)
+
+    def _envelope(self, x: Tensor) -> Tensor | float:
+        n = len(self.event_shape)
+        return 0.5 * self.confine * x.pow(2).flatten(x.dim() - n).sum(-1) if self.confine else 0.0
 
     def logits(self, x: Tensor) -> Tensor:
         n = len(self.event_shape)
@@ -52,11 +58,11 @@ class LogitEnergy:
     def __call__(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         f = self.logits(x)
         if c is None:
-            return -torch.logsumexp(f, -1)
+            return -torch.logsumexp(f, -1) + self._envelope(x)
         if c.shape[-1] != f.shape[-1]:
             raise ValueError(f"JEM: the context (class probabilities) has {c.shape[-1]} entries but the classifier "
                              f"gives {f.shape[-1]} logits")
-        return -torch.logsumexp(f + c.log(), -1)
+        return -torch.logsumexp(f + c.log(), -1) + self._envelope(x)
 
 
 class JEM(EnergyRecipe):
@@ -79,6 +85,9 @@ class JEM(EnergyRecipe):
         hidden, width, activation: the default classifier's hidden sizes, first channels and activation.
         sampler, steps, step_size, sampler_options, log_partition, partition_options: as for
             :class:`~gendist.ebm.Energy`.
+        confine: :math:`\lambda` of the envelope :math:`\frac{\lambda}{2} \lVert x \rVert^2` added to the energy
+            (default 0.01 for the default classifier, 0 for a given one): logits grow linearly in :math:`x`, so
+            without it :math:`e^{-E}` need not be integrable. :math:`p(y \mid x)` does not depend on it.
 
     Example:
         >>> model = JEM(3, 2, hidden=(8,), steps=5)
@@ -104,9 +113,14 @@ class JEM(EnergyRecipe):
         sampler_options: dict[str, Any] | None = None,
         log_partition: str | None = None,
         partition_options: dict[str, Any] | None = None,
+        confine: float | None = None,
     ) -> None:
         super().__init__()
         self.shape = check_shape(shape, "JEM: `shape`")
+        if confine is None:
+            confine = 0.0 if isinstance(classifier, nn.Module) else 0.01
+        if not (isinstance(confine, (int, float)) and math.isfinite(confine) and confine >= 0):
+            raise ValueError(f"JEM: `confine` must be a finite number >= 0, got {confine!r}")
         self._set_options("JEM", False, sampler, steps, step_size, sampler_options, log_partition,
                           partition_options)
         self._check_partition("JEM", log_partition, self.shape, False)
@@ -121,7 +135,7 @@ class JEM(EnergyRecipe):
                 classifier = _FlatMLP(len(self.shape), MLP(self.shape.numel(), self.classes, hidden,
                                                            activation=activation))
         self.classifier = classifier
-        self.energy_fn = LogitEnergy(classifier, self.shape)
+        self.energy_fn = LogitEnergy(classifier, self.shape, confine)
 
     def _dtype(self) -> torch.dtype:
         return _device_of(self, None)[0]

@@ -57,7 +57,15 @@ from torch.distributions import Distribution, constraints
 
 from gendist.autoregressive import MADE, NADE, PixelCNN, Transformer, WaveNet
 from gendist.diffusion import DiffusionModel
-from gendist.distributions import Autoregressive, Diffusion, Ensemble, Flow, LatentVariable, VQVAEDistribution
+from gendist.distributions import (
+    Autoregressive,
+    Diffusion,
+    EnergyBased,
+    Ensemble,
+    Flow,
+    LatentVariable,
+    VQVAEDistribution,
+)
 from gendist.distributions.bases import DiagNormal, GaussianMixture
 from gendist.distributions.conditionals import (
     Bernoulli,
@@ -66,6 +74,7 @@ from gendist.distributions.conditionals import (
     Normal,
     NormalMixture,
 )
+from gendist.ebm import JEM, RBM, Energy, ProductOfExperts
 from gendist.flows import (
     IAF,
     LU,
@@ -112,6 +121,7 @@ __all__ = [
     "ModelEntry",
     "OneOrder",
     "Settings",
+    "Unnormalized",
     "TransformEntry",
     "build_model",
     "build_transform",
@@ -122,7 +132,7 @@ __all__ = [
     "register_transform",
 ]
 
-Family = Literal["flow", "autoregressive", "latent", "vqvae", "diffusion"]
+Family = Literal["flow", "autoregressive", "latent", "vqvae", "diffusion", "energy"]
 Kind = Literal["exact", "bound", "estimate", "unnormalized"]
 
 FAMILIES: dict[str, tuple[type[Distribution], ...]] = {
@@ -131,6 +141,7 @@ FAMILIES: dict[str, tuple[type[Distribution], ...]] = {
     "latent": (LatentVariable,),
     "vqvae": (VQVAEDistribution,),
     "diffusion": (Diffusion,),
+    "energy": (EnergyBased,),
 }
 r"""Each family and the distribution classes its modules build."""
 
@@ -295,6 +306,12 @@ def _declared_skips(features: int, family: str, discrete: bool, kind: str) -> di
         why = "log_prob is a lower bound: {}"
         skip["normalized"] = skip["enumeration"] = why.format("it integrates to less than 1")
         skip["sample_log_prob"] = why.format("the samples follow the marginal, not the bound")
+    elif kind == "unnormalized":
+        why = "log Z is unknown (log_prob is -E(x), up to a constant): {}"
+        skip["normalized"] = skip["enumeration"] = why.format("it does not integrate to 1")
+        skip["sample_log_prob"] = why.format("goodness of fit needs the normalized density")
+    if family == "energy":
+        skip["fused_paths"] = "sampled by MCMC: there is no fused sample-and-log-prob path to compare"
     if family == "flow":
         skip["batches"] = ("a flow's batch shape only broadcasts its context (shapes and pyro check a batch of "
                            "contexts); 15 drawn batch shapes on every flow would add ~15 s")
@@ -639,6 +656,68 @@ def _diffusion_models() -> None:
         })
 
 
+# ---------------------------------------------------------------- energy-based models
+
+
+class Unnormalized(nn.Module):
+    r"""An energy-based model whose distribution scores :math:`-E(x)` (``d.unnormalized()``): the checks that
+    call ``log_prob`` run on an energy whose :math:`\log Z` is unknown.
+
+    Example:
+        >>> Unnormalized(Energy(3, hidden=(8,)))().log_prob_kind
+        'unnormalized'
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, c: Tensor | None = None, **options: Any) -> EnergyBased:
+        return self.model(c, **options).unnormalized()
+
+
+# MALA that mixes over a perturbed network's density within the checks' draws; an envelope (confine) that keeps
+# the perturbed densities inside the quadrature's box
+_MALA = {"steps": 300, "step_size": 0.05, "confine": 2.0}
+_QUAD_1D = {"log_partition": "quadrature", "partition_options": {"bound": 12.0, "points": 2001}}
+_QUAD_2D = {"log_partition": "quadrature", "partition_options": {"bound": 10.0, "points": 301}}
+
+
+def _energy_models() -> None:
+    # deep energies normalized by quadrature (1-2 real entries: exact), by enumeration (binary: exact), and one
+    # whose log Z is unknown (its log_prob is -E through Unnormalized); every sampler option reaches MCMC
+    m = functools.partial(register_model, family="energy")
+    h = (16, 16)
+    m("energy-1d", lambda: Energy(1, hidden=h, **_MALA, **_QUAD_1D), 1)
+    m("energy-2d", lambda: Energy(2, hidden=h, **_MALA, **_QUAD_2D), 2)
+    m("energy-2d-context", lambda: Energy(2, context=2, hidden=h, **_MALA, **_QUAD_2D), 2, 2,
+      skip={"sample_log_prob": "goodness of fit needs batch shape (): checked on energy-2d"})
+    m("energy-2d-hmc", lambda: Energy(2, hidden=h, sampler="hmc", steps=200, step_size=0.1, confine=2.0,
+                                      sampler_options={"leapfrog": 5}, **_QUAD_2D), 2)
+    m("energy-3d-unnormalized", lambda: Unnormalized(Energy(3, hidden=h, **_MALA)), 3,
+      log_prob_kind="unnormalized")
+    m("energy-binary-4", lambda: Energy(4, hidden=h, support="binary", steps=50, log_partition="exact"), 4,
+      discrete=True)
+    # RBMs: exact log Z by enumerating the smaller layer (Bernoulli: a discrete density; Gaussian: a continuous
+    # one, quadrature checks it), an AIS estimate, and one too large to enumerate cheaply, whose log Z is unknown
+    m("rbm-bernoulli", lambda: RBM(4, 3, steps=200, log_partition="exact"), 4, discrete=True)
+    m("rbm-bernoulli-centered", lambda: RBM(5, 3, centering=True, steps=200, log_partition="exact"), 5,
+      discrete=True)
+    m("rbm-gaussian", lambda: RBM(2, 3, visible_kind="gaussian", steps=200, log_partition="exact"), 2)
+    m("rbm-gaussian-1d", lambda: RBM(1, 2, visible_kind="gaussian", steps=200, log_partition="exact"), 1)
+    m("rbm-ais", lambda: RBM(6, 4, steps=200, log_partition="ais",
+                             partition_options={"chains": 64, "betas": 100}), 6,
+      discrete=True, log_prob_kind="estimate")
+    m("rbm-unnormalized", lambda: Unnormalized(RBM(30, 40, steps=50)), 30, discrete=True,
+      log_prob_kind="unnormalized")
+    m("jem-2d", lambda: JEM(3, 2, hidden=h, **_MALA, **_QUAD_2D), 2)
+    m("product-energy-flow", lambda: ProductOfExperts(Energy(2, hidden=h, confine=2.0),
+                                                      MAF(2, transforms=1, hidden=(8,)),
+                                                      steps=300, step_size=0.05, **_QUAD_2D), 2,
+      # a flow perturbed at scale 1 carries the product's mass out of the quadrature's box (which log Z refuses)
+      settings={"batches": Settings(scale=0.3)})
+
+
 # ---------------------------------------------------------------- transforms
 
 def _g(seed: int = 0) -> torch.Generator:
@@ -715,4 +794,5 @@ _autoregressive_models()
 _latent_models()
 _vqvae_models()
 _diffusion_models()
+_energy_models()
 _transforms()
