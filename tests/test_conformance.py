@@ -50,6 +50,7 @@ from gendist.testing import (
     check_inpaint,
     check_invertible,
     check_log_abs_det_jacobian,
+    check_log_partition,
     check_log_prob_kind,
     check_normalized,
     check_pyro,
@@ -528,3 +529,12 @@ def test_transform_log_abs_det_jacobian(name: str, seed: int, scale: float, log1
     module, c = build_transform(entry, scale, seed)
     module.eval()
     check_log_abs_det_jacobian(module(c), _inputs(entry, seed, log10_magnitude))
+
+
+# ---------------------------------------------------------------- energy-based entries
+
+
+@over("log_partition", "energy")
+def test_log_partition(entry: ModelEntry) -> None:
+    module = _module(entry, "log_partition").double()
+    check_log_partition(_distribution(entry, module, "log_partition"), **_options(entry, "log_partition"))

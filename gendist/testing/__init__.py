@@ -1,5 +1,5 @@
-r"""Public checks for transforms, distributions, autoregressive and latent-variable models, MCMC samplers; the
-conformance registry.
+r"""Public checks for transforms, distributions, autoregressive and latent-variable models, MCMC samplers,
+estimates of log Z; the conformance registry.
 
 Users call these on their own compositions; gendist's own suite runs them
 over every registered transform and model (:mod:`gendist.testing.registry`).
@@ -25,6 +25,7 @@ from gendist.testing.distributions import (
     check_unimplemented,
     chi2_pvalue,
 )
+from gendist.testing.energy import check_log_partition, exact_draws
 from gendist.testing.inpainting import check_inpaint
 from gendist.testing.latent import (
     LinearGaussian,
@@ -44,6 +45,7 @@ from gendist.testing.transforms import (
 __all__ = [
     "LinearGaussian",
     "LinearGaussianPosterior",
+    "exact_draws",
     "check_autoregressive",
     "check_bad_inputs",
     "check_bounds",
@@ -57,6 +59,7 @@ __all__ = [
     "check_inpaint",
     "check_invertible",
     "check_log_abs_det_jacobian",
+    "check_log_partition",
     "check_log_prob_kind",
     "check_normalized",
     "check_pyro",
