@@ -19,7 +19,10 @@ from gendist.distributions.lazy import LazyDistribution
 from gendist.nn.energy import EnergyConvNet, EnergyMLP
 from gendist.samplers.mcmc import MCMC_SAMPLERS, check_step_size
 
-__all__ = ["PARTITION_METHODS", "SUPPORTS", "BinaryNetEnergy", "Energy", "EnergyRecipe", "NetEnergy", "SingleSiteGibbs"]
+__all__ = [
+    "PARTITION_METHODS", "SUPPORTS", "BinaryNetEnergy", "Energy", "EnergyRecipe", "NetEnergy", "SingleSiteGibbs",
+    "check_confine", "gaussian_envelope",
+]
 
 SUPPORTS: dict[str, constraints.Constraint] = {"real": constraints.real, "binary": constraints.boolean}
 r"""The supports of one entry a deep energy takes, by name."""
@@ -50,7 +53,7 @@ class NetEnergy:
     def __call__(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         n = len(self.event_shape)
         batch = x.shape[: x.dim() - n]
-        envelope = 0.5 * self.confine * x.pow(2).flatten(x.dim() - n).sum(-1) if self.confine else None
+        envelope = gaussian_envelope(x, n, self.confine) if self.confine else None
         if c is not None:
             c = c.expand(batch + c.shape[-1:])
         if self.flatten_batch:
@@ -104,6 +107,21 @@ def _device_of(module: nn.Module, c: Tensor | None) -> tuple[torch.dtype, torch.
     if c is not None:
         return c.dtype, c.device
     return torch.get_default_dtype(), torch.device("cpu")
+
+
+def gaussian_envelope(x: Tensor, event_dim: int, confine: float) -> Tensor:
+    r""":math:`\frac{\lambda}{2} \lVert x \rVert^2` over the last ``event_dim`` dimensions (:math:`\lambda` = ``confine``)."""
+    return 0.5 * confine * x.pow(2).flatten(x.dim() - event_dim).sum(-1)
+
+
+def check_confine(where: str, confine: float | None, default: float) -> float:
+    r"""``confine`` (``default`` for None) as a finite number :math:`\ge 0`, or a ``ValueError`` naming it."""
+    if confine is None:
+        return default
+    if isinstance(confine, bool) or not (isinstance(confine, (int, float)) and math.isfinite(confine)
+                                         and confine >= 0):
+        raise ValueError(f"{where}: `confine` must be a finite number >= 0, got {confine!r}")
+    return float(confine)
 
 
 class EnergyRecipe(Recorded, LazyDistribution):
@@ -235,10 +253,7 @@ class Energy(EnergyRecipe):
     ) -> None:
         super().__init__()
         self.shape = check_shape(shape, "Energy: `shape`")
-        if confine is None:
-            confine = 0.01 if net is None else 0.0
-        if not (isinstance(confine, (int, float)) and math.isfinite(confine) and confine >= 0):
-            raise ValueError(f"Energy: `confine` must be a finite number >= 0, got {confine!r}")
+        confine = check_confine("Energy", confine, 0.01 if net is None else 0.0)
         self.context = check_integer("Energy: `context`", context, low=0)
         if support not in SUPPORTS:
             raise ValueError(f"Energy: `support` must be one of {sorted(SUPPORTS)}, got {support!r}")

@@ -2,7 +2,6 @@ r"""Joint energy-based models (Grathwohl et al., 2020): a classifier's logits re
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +12,7 @@ from torch.distributions import Categorical
 
 from gendist._checks import check_context, check_integer, check_shape, check_value
 from gendist.distributions.energy import EnergyBased
-from gendist.ebm.energy import EnergyRecipe, _device_of
+from gendist.ebm.energy import EnergyRecipe, _device_of, check_confine, gaussian_envelope
 from gendist.nn.energy import ConvNet
 from gendist.nn.mlp import MLP
 
@@ -42,8 +41,7 @@ class LogitEnergy:
         self.confine = float(confine)
 
     def _envelope(self, x: Tensor) -> Tensor | float:
-        n = len(self.event_shape)
-        return 0.5 * self.confine * x.pow(2).flatten(x.dim() - n).sum(-1) if self.confine else 0.0
+        return gaussian_envelope(x, len(self.event_shape), self.confine) if self.confine else 0.0
 
     def logits(self, x: Tensor) -> Tensor:
         n = len(self.event_shape)
@@ -117,10 +115,7 @@ class JEM(EnergyRecipe):
     ) -> None:
         super().__init__()
         self.shape = check_shape(shape, "JEM: `shape`")
-        if confine is None:
-            confine = 0.0 if isinstance(classifier, nn.Module) else 0.01
-        if not (isinstance(confine, (int, float)) and math.isfinite(confine) and confine >= 0):
-            raise ValueError(f"JEM: `confine` must be a finite number >= 0, got {confine!r}")
+        confine = check_confine("JEM", confine, 0.0 if isinstance(classifier, nn.Module) else 0.01)
         self._set_options("JEM", False, sampler, steps, step_size, sampler_options, log_partition,
                           partition_options)
         self._check_partition("JEM", log_partition, self.shape, False)
