@@ -110,7 +110,7 @@ def _device_of(module: nn.Module, c: Tensor | None) -> tuple[torch.dtype, torch.
 
 
 def gaussian_envelope(x: Tensor, event_dim: int, confine: float) -> Tensor:
-    r""":math:`\frac{\lambda}{2} \lVert x \rVert^2` over the last ``event_dim`` dimensions (:math:`\lambda` = ``confine``)."""
+    r""":math:`\frac{\lambda}{2} \lVert x \rVert^2` over the last ``event_dim`` dimensions (λ is ``confine``)."""
     return 0.5 * confine * x.pow(2).flatten(x.dim() - event_dim).sum(-1)
 
 
