@@ -3,8 +3,8 @@ r"""Restricted Boltzmann machines on statically binarized MNIST: test log-likeli
 Protocol (``../shared/data/binarized_mnist.npz``): train on the 50,000 training images, report the test
 log-likelihood in nats averaged over the 10,000 test images, :math:`-F(v) - \log Z`, with :math:`\log Z`
 exact (enumerating :math:`2^H` hidden states, ``H <= 25``) or by forward AIS from the base-rate model (an
-estimate with its standard error, a stochastic lower bound), optionally checked by reverse AIS started from
-long Gibbs chains (``--reverse-ais``).
+estimate with its standard error, a stochastic lower bound on log Z: the LL errs upward), optionally checked
+by reverse AIS started from long Gibbs chains (``--reverse-ais``).
 
 Published: 16 hidden units, PCD-1: -142.56 centered, -149.05 plain (Melchior et al., JMLR 2016);
 500 hidden units: -86.34 by CD-25 (Salakhutdinov & Murray, 2008), -84.9 centered (Melchior et al.).
