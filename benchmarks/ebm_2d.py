@@ -29,11 +29,15 @@ Whatever the objective, the model is then scored the same way:
   indistinguishable; its floor is two true samples).
 
 Results: ``OUT/NAME/result.json`` per density (and a table at the end). ``--out DIR --resume`` continues a
-killed run from fit's last checkpoint (``OUT/NAME/ckpt/last.pt``) and skips densities already done.
+killed run from fit's last checkpoint (``OUT/NAME/ckpt/last.pt``) and skips densities already done;
+``--resume --add-samplers LIST`` runs more samplers on the trained models of densities done (give the run's
+training options).
 
-Run (numbers in benchmarks/README_energy.md):
+Run (about 3 minutes a density on one CPU thread; numbers in benchmarks/README_energy.md):
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/ebm_2d.py --density rings --out runs/ebm2d --threads 1
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/ebm_2d.py --density all --out runs/ebm2d-ml --resume --threads 1
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/ebm_2d.py --density all --objective pcd --steps 600 --k 10 \
+        --confine 0.5 --out runs/ebm2d-pcd --resume --threads 1 --samplers mala:data
 """
 
 from __future__ import annotations
@@ -201,14 +205,16 @@ def sample(model: Energy, how: str, train: Tensor, bound: float, args: argparse.
 
 
 def samples(model: Energy, name: str, train: Tensor, bound: float, args: argparse.Namespace,
-            device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
+            device: torch.device, dtype: torch.dtype, which: list[str]) -> list[dict[str, Any]]:
+    if not which:
+        return []
     data = densities[name](validate_args=False)
     torch.manual_seed(30_000 + args.seed)
     real = data.sample((2 * args.chains,)).to(torch.float32)
     floor = classifier_two_sample_test(real[: args.chains], real[args.chains:],
                                        generator=torch.Generator().manual_seed(0)).statistic
     rows = []
-    for how in args.samplers:
+    for how in which:
         fake, info = sample(model, how, train, bound, args, device, dtype)
         fake = fake.detach().cpu().float()
         ok = bool(torch.isfinite(fake).all())
@@ -228,9 +234,10 @@ def samples(model: Energy, name: str, train: Tensor, bound: float, args: argpars
 def run(name: str, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     where = Path(args.out) / name
     done = where / "result.json"
-    if args.resume and done.is_file():
+    old = json.loads(done.read_text()) if args.resume and done.is_file() else None
+    if old is not None and not args.add_samplers:
         print(f"{name}: done already ({done})", flush=True)
-        return json.loads(done.read_text())
+        return old
     data = densities[name](validate_args=False)
     torch.manual_seed(args.seed)
     train = data.sample((args.train,)).to(device=device, dtype=dtype)
@@ -245,6 +252,10 @@ def run(name: str, args: argparse.Namespace, device: torch.device, dtype: torch.
                   schedule="cosine", clip_grad=args.clip, seed=args.seed, checkpoint_dir=ckpt,
                   checkpoint_every=args.checkpoint_every, resume=resume, progress=False)
     model.eval()
+    if old is not None:  # the model of the finished run (fit resumed at its end): more samplers
+        old["samples"] += samples(model, name, train, bound, args, device, dtype, args.add_samplers)
+        done.write_text(json.dumps(old, indent=1))
+        return old
     result: dict[str, Any] = {"density": name, "objective": args.objective, "bound": bound, "epochs": epochs,
                               "steps": history.step, "train_seconds": history.seconds,
                               "final_loss": history.step_loss[-1] if history.step_loss else None,
@@ -254,7 +265,7 @@ def run(name: str, args: argparse.Namespace, device: torch.device, dtype: torch.
           f" ± {result['kl_se']:.4f}; log Z {result['log_z']:.4f} (train grid {result['log_z_train_grid']:+.4f}, "
           f"outside the box {result['mass_outside_box']:.1e}); {result['steps']} steps in "
           f"{result['train_seconds']:.0f} s", flush=True)
-    result["samples"] = samples(model, name, train, bound, args, device, dtype) if args.samplers else []
+    result["samples"] = samples(model, name, train, bound, args, device, dtype, args.samplers)
     where.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps(result, indent=1))
     return result
@@ -291,8 +302,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--l2", type=float, default=0.01, help="pcd: weight of the energies' L2 penalty")
     p.add_argument("--nce-ratio", type=int, default=4, help="nce: noise draws per example")
     p.add_argument("--test", type=int, default=5000, help="fresh test draws of the NLL")
-    p.add_argument("--samplers", type=lambda s: [v for v in s.split(",") if v], default=["mala:uniform", "mala:data"],
-                   help=f"comma list of {SAMPLERS} ('' for none)")
+    p.add_argument("--samplers", type=lambda s: [v for v in s.split(",") if v],
+                   default=["mala:uniform", "mala:data", "mala:grid"], help=f"comma list of {SAMPLERS} ('' for none)")
+    p.add_argument("--add-samplers", type=lambda s: [v for v in s.split(",") if v], default=[],
+                   help="with --resume: run these samplers too on densities done (same training options)")
     p.add_argument("--chains", type=int, default=2000, help="MALA chains (= samples compared)")
     p.add_argument("--burn-in", type=int, default=500, help="MALA steps adapting the step size")
     p.add_argument("--mala-steps", type=int, default=1000, help="MALA steps at the adapted step size")
@@ -305,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    bad = [s for s in args.samplers if s not in SAMPLERS]
+    bad = [s for s in args.samplers + args.add_samplers if s not in SAMPLERS]
     if bad:
         p.error(f"--samplers: unknown {bad}; expected some of {SAMPLERS}")
     torch.set_num_threads(args.threads)
