@@ -76,9 +76,11 @@ def check_context(c: Tensor | None, context: int, where: str, dtype: torch.dtype
 
 
 def check_value(
-    name: str, value: Tensor, event_shape: torch.Size, where: str, dtype: torch.dtype | None = None
+    name: str, value: Tensor, event_shape: torch.Size, where: str, dtype: torch.dtype | None = None,
+    finite: bool = True,
 ) -> None:
-    r"""Raise a clear error if ``value`` is not a finite float tensor (of ``dtype``) ending in ``event_shape``.
+    r"""Raise a clear error if ``value`` is not a finite float tensor (of ``dtype``) ending in ``event_shape``
+    (``finite=False``: any float values, for a support whose own check handles NaN).
 
     Skipped while ``torch.compile`` traces, so compiled graphs stay free of checks.
     """
@@ -102,7 +104,8 @@ def check_value(
             f"{where}: `{name}` must have shape (..., {', '.join(map(str, event_shape))}) "
             f"ending in the event shape {tuple(event_shape)}, got shape {tuple(value.shape)}"
         )
-    check_finite(name, value, where)
+    if finite:
+        check_finite(name, value, where)
 
 
 def check_finite(name: str, value: Tensor, where: str) -> None:

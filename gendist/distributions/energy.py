@@ -237,16 +237,17 @@ class EnergyBased(Honest, dist.TorchDistribution):
             if not value.dtype.is_floating_point:
                 value = value.to(self.dtype)
             # NaN or 0.5 is a value outside the binary support: -inf without validation, an error with it
-            check_value("value", value.nan_to_num(0.0, 0.0, 0.0), self.event_shape, where, self.dtype)
+            check_value("value", value, self.event_shape, where, self.dtype, finite=False)
         else:
             check_value("value", value, self.event_shape, where, self.dtype)
         if self._validate_args:
             self._validate_sample(value)
         return self._broadcast(value)
 
-    def energy_of(self, value: Tensor) -> Tensor:
-        r"""The energy :math:`E(x, c)`, shape ``sample_shape + batch_shape``."""
-        return self._energy(self._check(value, "EnergyBased.energy_of"))
+    def energy_of(self, value: Tensor, check: bool = True) -> Tensor:
+        r"""The energy :math:`E(x, c)`, shape ``sample_shape + batch_shape``; ``check=False`` skips the checks of
+        the value (for the model's own draws, such as a sampler's negatives in training)."""
+        return self._energy(self._check(value, "EnergyBased.energy_of") if check else self._broadcast(value))
 
     def unnormalized_log_prob(self, value: Tensor) -> Tensor:
         r""":math:`-E(x, c)`: the log-density up to the constant :math:`\log Z(c)`; differentiable in ``value``
