@@ -114,4 +114,5 @@ def load_binarized_mnist(
             f"{file}: array {split!r} is {packed.dtype} of shape {packed.shape}; expected uint8 of shape (N, 98)"
         )
     pixels = np.unpackbits(packed, axis=1)[:, :784]
-    return torch.as_tensor(pixels, dtype=torch.get_default_dtype())
+    # unpackbits leaves the pixels column-major: rows made contiguous, so a mini-batch gathers whole rows
+    return torch.as_tensor(np.ascontiguousarray(pixels), dtype=torch.get_default_dtype()).contiguous()
