@@ -35,6 +35,7 @@ from gendist.distributions import (
     StandardNormal,
 )
 from gendist.distributions.conditionals import Bernoulli, Categorical, Normal
+from gendist.ebm import JEM, RBM, Energy, ProductOfExperts
 from gendist.flows import IAF, MAF, NICE, NSF, PlanarFlow, RadialFlow, RealNVP, SylvesterFlow
 from gendist.latent import IWAE, VAE, VQVAE, HierarchicalVAE
 from gendist.testing import check_support, check_unimplemented
@@ -76,6 +77,13 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], int]] = {
                                             ode_steps=3), 0),
     "diffusion-ve-context": (lambda: DiffusionModel(2, sde="ve", parametrization="edm", hidden=H, context=2,
                                                     sampler="ddim", steps=3, method="euler", ode_steps=3), 2),
+    "rbm-bernoulli-exact": (lambda: RBM(4, 3, steps=5, log_partition="exact"), 0),
+    "rbm-gaussian-centered-exact": (lambda: RBM(2, 3, visible_kind="gaussian", centering=True, steps=5,
+                                                log_partition="exact"), 0),
+    "energy-context-quadrature": (lambda: Energy(1, context=2, hidden=H, steps=5, log_partition="quadrature"), 2),
+    "jem-quadrature": (lambda: JEM(3, 2, hidden=H, steps=5, log_partition="quadrature"), 0),
+    "product-quadrature": (lambda: ProductOfExperts(Energy(2, hidden=H), MAF(2, transforms=1, hidden=H), steps=5,
+                                                    log_partition="quadrature"), 0),
 }
 
 

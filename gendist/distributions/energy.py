@@ -241,7 +241,13 @@ class EnergyBased(Honest, dist.TorchDistribution):
         else:
             check_value("value", value, self.event_shape, where, self.dtype)
         if self._validate_args:
-            self._validate_sample(value)
+            if self.binary:
+                bad = ~((value == 0) | (value == 1))
+                if bool(bad.any()):
+                    raise ValueError(f"{where}: `value` must lie in the support {{0, 1}} (binary entries), got an "
+                                     f"entry {float(value[bad][0]):g}; with validate_args=False it scores -inf")
+            else:
+                self._validate_sample(value)
         return self._broadcast(value)
 
     def energy_of(self, value: Tensor, check: bool = True) -> Tensor:
