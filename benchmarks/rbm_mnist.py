@@ -24,8 +24,8 @@ Run (CPU times on this 2-core machine are in benchmarks/README_energy.md):
 Options: ``--objective pcd|cd|exact`` (persistent CD-k, CD-k from the batch, or exact maximum likelihood through
 the differentiable exact :math:`\log Z`), ``--finetune N`` (N more epochs of exact ML after CD), ``--k``,
 ``--chains``, ``--centering`` / ``--decay``, ``--optimizer sgd|adam``, ``--momentum``, ``--lr``, ``--batch``,
-``--epochs``, ``--schedule cosine``, ``--init data|zero`` (visible biases from the data's marginals, or zero as
-scikit-learn),
+``--epochs``, ``--schedule cosine``, ``--init-from PATH`` (another run's weights),
+``--init data|zero`` (visible biases from the data's marginals, or zero as scikit-learn),
 ``--ais-chains``, ``--ais-betas``, ``--reverse-ais``, ``--test-size``, ``--threads``, ``--device``,
 ``--out``/``--resume``, ``--snapshot-every`` (save the weights every N epochs: the learning curve),
 ``--score-snapshots``, ``--eval-only``, ``--compare-sklearn`` (scikit-learn's BernoulliRBM and ours, same
@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--finetune-batch", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--init", default="data", choices=["data", "zero"])
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from the weights of another run's checkpoint (last.pt or epoch_NNNN.pt): a second "
+                        "phase with other settings, such as a decaying rate")
     p.add_argument("--ais-chains", type=int, default=100)
     p.add_argument("--ais-betas", type=int, default=14500)
     p.add_argument("--reverse-ais", action="store_true")
@@ -230,7 +233,10 @@ def main(argv: list[str] | None = None) -> dict:
         result = {"settings": settings(args), "curve": curve}
         save(result, None)
         return result
-    if not args.resume and not args.eval_only and args.init == "data":
+    if args.init_from is not None and not args.resume and not args.eval_only:
+        saved = torch.load(args.init_from, map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"] if "model" in saved else saved)
+    elif not args.resume and not args.eval_only and args.init == "data":
         model.init_from_data(x)
     exact = args.objective == "exact"
     if args.eval_only:  # the weights of the last epoch fit checkpointed
