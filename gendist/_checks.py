@@ -5,13 +5,16 @@ The ground floor: it imports nothing of gendist.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 
 import torch
 from torch import Size, Tensor
 
-__all__ = ["check_context", "check_finite", "check_integer", "check_shape", "check_sizes", "check_value"]
+__all__ = [
+    "check_context", "check_finite", "check_integer", "check_number", "check_shape", "check_sizes", "check_value",
+]
 
 
 def check_integer(name: str, value: object, low: int = 1, odd: bool = False, even: bool = False) -> int:
@@ -24,6 +27,14 @@ def check_integer(name: str, value: object, low: int = 1, odd: bool = False, eve
         kind = "an odd" if odd else "an even" if even else "an"
         raise ValueError(f"{name} must be {kind} integer >= {low}, got {value!r}")
     return out
+
+
+def check_number(name: str, value: object, zero: bool = False) -> float:
+    r"""``value`` as a finite float, positive (or non-negative with ``zero``), or a ``ValueError`` naming ``name``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not zero):
+        raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} finite number, got {value!r}")
+    return float(value)
 
 
 def check_shape(shape: int | Sequence[int], name: str = "shape") -> Size:

@@ -18,7 +18,7 @@ from gendist.distributions.base import Honest, LogProbKind, register_no_kl
 from gendist.samplers.ais import ais
 from gendist.samplers.mcmc import MCMC_SAMPLERS, MCMCResult, check_step_size, sample_mala
 
-__all__ = ["ENUMERATION_LIMIT", "EnergyBased", "LogPartition", "LogPartitionUnknown"]
+__all__ = ["ENUMERATION_LIMIT", "EnergyBased", "LogPartition", "LogPartitionUnknown", "binary_states"]
 
 EnergyFn = Callable[[Tensor, "Tensor | None"], Tensor]
 
@@ -194,11 +194,6 @@ class EnergyBased(Honest, dist.TorchDistribution):
     def has_enumerate_support(self) -> bool:  # type: ignore[override]
         return self.binary and self.event_shape.numel() <= ENUMERATION_LIMIT
 
-    def _options(self) -> dict[str, Any]:
-        return {"support": self._support, "log_z": self.log_z, "up_to_constant": self.up_to_constant,
-                "sampler": self.sampler, "steps": self.steps, "sampler_options": self.sampler_options,
-                "init": self.init, "dtype": self.dtype, "device": self.device}
-
     def _replace(self, **changes: Any) -> EnergyBased:
         new = copy.copy(self)
         for k, v in changes.items():
@@ -212,11 +207,8 @@ class EnergyBased(Honest, dist.TorchDistribution):
         if log_z is not None:
             se = log_z.stderr.expand(batch_shape) if log_z.stderr is not None else None
             log_z = LogPartition(log_z.value.expand(batch_shape), se, log_z.method)
-        new = type(self).__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.context, new.log_z = c, log_z
-        dist.TorchDistribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        new = self._replace(context=c, log_z=log_z)
+        new._batch_shape = batch_shape
         return new
 
     # --- densities ---------------------------------------------------------------------------------
@@ -348,7 +340,7 @@ class EnergyBased(Honest, dist.TorchDistribution):
                 "use method='ais' instead")
         total = None
         for start in range(0, 2**D, chunk):
-            x = _binary(start, min(start + chunk, 2**D), D, self.dtype, self.device).reshape(-1, *self.event_shape)
+            x = binary_states(start, min(start + chunk, 2**D), D, self.dtype, self.device)
             x = x.reshape(x.shape[:1] + (1,) * len(self.batch_shape) + self.event_shape)
             part = torch.logsumexp(-self._energy(self._broadcast(x)), 0)
             total = part if total is None else torch.logaddexp(total, part)
@@ -483,7 +475,7 @@ class EnergyBased(Honest, dist.TorchDistribution):
         if not self.has_enumerate_support:
             return super().enumerate_support(expand)
         D = self.event_shape.numel()
-        values = _binary(0, 2**D, D, self.dtype, self.device)
+        values = binary_states(0, 2**D, D, self.dtype, self.device)
         values = values.reshape(-1, *(1,) * len(self.batch_shape), *self.event_shape)
         return values.expand(-1, *self.batch_shape, *self.event_shape) if expand else values
 
@@ -504,7 +496,7 @@ def _events(ok: Tensor, x: Tensor) -> Tensor:
     return ok.reshape(ok.shape + (1,) * (x.dim() - ok.dim()))
 
 
-def _binary(start: int, stop: int, D: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+def binary_states(start: int, stop: int, D: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     r"""The binary vectors of ``start, ..., stop - 1`` (most significant entry first), shape ``(stop - start, D)``."""
     n = torch.arange(start, stop, device=device)
     bits = torch.arange(D - 1, -1, -1, device=device)

@@ -3,7 +3,6 @@ r"""Deep energy-based models: :math:`p_\theta(x \mid c) = e^{-E_\theta(x, c)} / 
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +11,7 @@ import torch.nn as nn
 from torch import Size, Tensor
 from torch.distributions import Distribution, constraints
 
-from gendist._checks import check_context, check_integer, check_shape, check_value
+from gendist._checks import check_context, check_integer, check_number, check_shape, check_value
 from gendist._recipes import Recorded
 from gendist.distributions.energy import ENUMERATION_LIMIT, EnergyBased
 from gendist.distributions.lazy import LazyDistribution
@@ -116,12 +115,7 @@ def gaussian_envelope(x: Tensor, event_dim: int, confine: float) -> Tensor:
 
 def check_confine(where: str, confine: float | None, default: float) -> float:
     r"""``confine`` (``default`` for None) as a finite number :math:`\ge 0`, or a ``ValueError`` naming it."""
-    if confine is None:
-        return default
-    if isinstance(confine, bool) or not (isinstance(confine, (int, float)) and math.isfinite(confine)
-                                         and confine >= 0):
-        raise ValueError(f"{where}: `confine` must be a finite number >= 0, got {confine!r}")
-    return float(confine)
+    return default if confine is None else check_number(f"{where}: `confine`", confine, zero=True)
 
 
 class EnergyRecipe(Recorded, LazyDistribution):

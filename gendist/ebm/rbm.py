@@ -42,9 +42,10 @@ from torch.utils.checkpoint import checkpoint
 
 from gendist._checks import check_integer, check_value
 from gendist._recipes import Recorded
-from gendist.distributions.energy import ENUMERATION_LIMIT, EnergyBased, LogPartition
+from gendist.distributions.energy import ENUMERATION_LIMIT, EnergyBased, LogPartition, binary_states
 from gendist.distributions.lazy import LazyDistribution
 from gendist.samplers.ais import ais
+from gendist.samplers.mcmc import draw_normal, draw_uniform
 
 __all__ = ["RBM", "RBMEnergy", "VISIBLE_KINDS", "ais_schedule"]
 
@@ -86,25 +87,8 @@ def ais_schedule(steps: int, schedule: str = "paper", dtype: torch.dtype | None 
     return torch.cat(parts).to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
-def _binary(start: int, stop: int, n: int, like: Tensor) -> Tensor:
-    r"""The binary vectors of ``start, ..., stop - 1`` (most significant unit first), ``(stop - start, n)``."""
-    k = torch.arange(start, stop, device=like.device)
-    bits = torch.arange(n - 1, -1, -1, device=like.device)
-    return ((k[:, None] >> bits) & 1).to(like.dtype)
-
-
-def _uniform(shape: Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
-    device = generator.device if generator is not None else like.device
-    return torch.rand(shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
-
-
-def _normal(shape: Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
-    device = generator.device if generator is not None else like.device
-    return torch.randn(shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
-
-
 def _bernoulli(p: Tensor, generator: torch.Generator | None) -> Tensor:
-    return (_uniform(p.shape, p, generator) < p).to(p.dtype)
+    return (draw_uniform(p.shape, p, generator) < p).to(p.dtype)
 
 
 def _units(beta: Beta) -> Beta:
@@ -298,9 +282,9 @@ class RBMEnergy:
         if self.gaussian:
             mean = self.visible_bias + self.sigma * a
             if base is None:
-                return mean + self.sigma / beta**0.5 * _normal(mean.shape, mean, generator)
+                return mean + self.sigma / beta**0.5 * draw_normal(mean.shape, mean, generator)
             mean = (1 - beta) * base + beta * mean
-            return mean + self.sigma * _normal(mean.shape, mean, generator)
+            return mean + self.sigma * draw_normal(mean.shape, mean, generator)
         logits = beta * (self.visible_bias + a)
         if base is not None:
             logits = logits + (1 - beta) * base
@@ -334,7 +318,7 @@ class RBMEnergy:
             return new
         log_a = ((self.free_energy(new, beta) - beta * self.free_energy(new))
                  - (self.free_energy(v, beta) - beta * self.free_energy(v)))
-        accept = _uniform(log_a.shape, log_a, generator).log() < log_a
+        accept = draw_uniform(log_a.shape, log_a, generator).log() < log_a
         return torch.where(accept.unsqueeze(-1), new, v)
 
     def default_base(self) -> Tensor:
@@ -347,7 +331,7 @@ class RBMEnergy:
         r"""Starting states of shape ``shape`` (ending in ``(V,)``): draws of the model without its weights."""
         base = self.default_base().detach()
         if self.gaussian:
-            return base + self.sigma.detach() * _normal(Size(shape), base, generator)
+            return base + self.sigma.detach() * draw_normal(Size(shape), base, generator)
         return _bernoulli(torch.sigmoid(base).expand(shape), generator)
 
     # --- the partition function ----------------------------------------------------------------------
@@ -450,7 +434,7 @@ class RBMEnergy:
             else:
                 check_integer(f"{where}: `chains`", chains, low=2)
                 if self.gaussian:
-                    start = base + e.sigma * _normal(Size([chains, self.visible_size]), base, generator)
+                    start = base + e.sigma * draw_normal(Size([chains, self.visible_size]), base, generator)
                 else:
                     start = _bernoulli(torch.sigmoid(base).expand(chains, -1), generator)
             out = ais(lambda v, beta: e._log_f(v, beta, base), lambda v, beta, g: e.sweep(v, g, beta, base),
@@ -462,7 +446,7 @@ class RBMEnergy:
 
 
 def _chunk_log_sum_exp(fn: Any, start: int, stop: int, n: int, like: Tensor) -> Tensor:
-    return torch.logsumexp(-fn(_binary(start, stop, n, like)), 0)
+    return torch.logsumexp(-fn(binary_states(start, stop, n, like.dtype, like.device)), 0)
 
 
 class RBM(Recorded, LazyDistribution):

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Distribution
 
-from gendist._checks import check_integer
+from gendist._checks import check_integer, check_number
 from gendist.inference.objective import Batch, Objective
 
 __all__ = [
@@ -58,14 +58,6 @@ __all__ = [
 def _split(batch: Batch) -> tuple[Tensor, Tensor | None]:
     r"""``(x, c)`` of a batch ``(x,)`` or ``(x, c)``."""
     return batch[0], (batch[1] if len(batch) > 1 else None)
-
-
-def _check_positive(name: str, value: object, zero: bool = False) -> float:
-    r"""``value`` as a finite float, positive (or non-negative with ``zero``), or a ``ValueError`` naming ``name``."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not zero):
-        raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} finite number, got {value!r}")
-    return float(value)
 
 
 def _sum_event(t: Tensor, batch_dims: int) -> Tensor:
@@ -186,9 +178,9 @@ class ContrastiveDivergence:
                 if not bool(torch.isfinite(value).all()) or not bool((value > 0).all()):
                     raise ValueError(f"{where}: `{key}` must be positive and finite, got {value!r}")
             elif value is not None:
-                _check_positive(f"{where}: `{key}`", value)
+                check_number(f"{where}: `{key}`", value)
         self.persistent, self.n_chains, self.buffer = bool(persistent), chains, buffer
-        self.sampler, self.l2 = sampler, _check_positive(f"{where}: `l2`", l2, zero=True)
+        self.sampler, self.l2 = sampler, check_number(f"{where}: `l2`", l2, zero=True)
         self.init, self.seed, self.sampler_options = init, seed, dict(sampler_options)
         self.centering = bool(centering)
         self._generator: torch.Generator | None = None
@@ -338,7 +330,7 @@ class DenoisingScoreMatching:
     """
 
     def __init__(self, sigma: float) -> None:
-        self.sigma = _check_positive("DenoisingScoreMatching: `sigma` (the noise level)", sigma)
+        self.sigma = check_number("DenoisingScoreMatching: `sigma` (the noise level)", sigma)
 
     def __call__(self, model: Callable[..., Any], batch: Batch) -> Tensor:
         x, c = _split(batch)

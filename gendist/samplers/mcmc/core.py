@@ -65,9 +65,7 @@ class MCMCResult:
 
 def check_step_size(name: str, step_size: float | Tensor) -> None:
     r"""Raise a ``ValueError`` naming ``name`` unless every step size is positive and finite."""
-    s = torch.as_tensor(step_size)
-    if not bool(torch.isfinite(s).all()) or not bool((s > 0).all()):
-        raise ValueError(f"{name}: `step_size` must be positive and finite, got {step_size!r}")
+    _check_positive(name, "step_size", step_size)
 
 
 def _check(name: str, x: Tensor, steps: int, keep: int, thin: int) -> None:
@@ -85,14 +83,21 @@ def _check(name: str, x: Tensor, steps: int, keep: int, thin: int) -> None:
         raise ValueError(f"{name}: cannot keep {keep} states every {thin} steps out of {steps} steps")
 
 
-def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+def draw_normal(shape: torch.Size, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    r"""Standard normal draws of ``shape`` in ``like``'s dtype and on its device, from ``generator`` (on its own
+    device: a CPU generator serves CUDA tensors too)."""
+    device = generator.device if generator is not None else like.device
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
 
 
-def _uniform(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
+def draw_uniform(shape: torch.Size, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    r"""Uniform draws on :math:`[0, 1)`, as :func:`draw_normal`."""
     device = generator.device if generator is not None else like.device
     return torch.rand(shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
+
+
+def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return draw_normal(x.shape, x, generator)
 
 
 def _per_chain(mask: Tensor, x: Tensor) -> Tensor:

@@ -140,7 +140,6 @@ def sample_mala(
     return MCMCResult(x, keeper.stack(), acceptance, steps, {"step_size": step_size})
 
 
-
 def _levels(steps: int, levels: int) -> list[int]:
     r"""``steps`` split over ``levels``: equal shares, the remainder to the last levels."""
     base, extra = divmod(steps, levels)

@@ -15,7 +15,7 @@ from gendist.samplers.mcmc.core import (
     _finite,
     _noise,
     _per_chain,
-    _uniform,
+    draw_uniform,
     log_prob_and_grad,
 )
 
@@ -43,7 +43,7 @@ def _mala_move(target: Target, x: Tensor, lp: Tensor, grad: Tensor, eps: Tensor,
     log_q_bwd = -((x - back) ** 2 / (4 * eps)).sum(event) if event else -((x - back) ** 2 / (4 * eps))
     log_alpha = (lp_new + log_q_bwd - lp - log_q_fwd).nan_to_num(nan=-math.inf)
     alpha = log_alpha.clamp(max=0).exp()
-    accept = _uniform(lp.shape, lp, generator) < alpha
+    accept = draw_uniform(lp.shape, lp, generator) < alpha
     x = torch.where(_per_chain(accept, x), new, x)
     lp = torch.where(accept, lp_new, lp)
     grad = torch.where(_per_chain(accept, grad), grad_new, grad)
@@ -70,7 +70,7 @@ def _hmc_move(target: Target, x: Tensor, lp: Tensor, grad: Tensor, eps: Tensor, 
     log_alpha = (h0 - h1).nan_to_num(nan=-math.inf)  # a trajectory that left the finite numbers is rejected
     alpha = log_alpha.clamp(max=0).exp()
     divergent = ~torch.isfinite(h1) | (h1 - h0 > 1000.0)
-    accept = (_uniform(lp.shape, lp, generator) < alpha) & ~divergent
+    accept = (draw_uniform(lp.shape, lp, generator) < alpha) & ~divergent
     x = torch.where(_per_chain(accept, x), q, x)
     lp = torch.where(accept, lq, lp)
     grad = torch.where(_per_chain(accept, grad), g, grad)

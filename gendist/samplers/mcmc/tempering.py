@@ -23,8 +23,8 @@ from gendist.samplers.mcmc.core import (
     _Keeper,
     _start,
     _steps,
-    _uniform,
     check_step_size,
+    draw_uniform,
     temper,
 )
 from gendist.samplers.mcmc.moves import _gibbs_sweep, _hmc_move, _mala_move, _need_gibbs, _ula_move
@@ -165,7 +165,7 @@ def sample_parallel_tempering(
                 tried = pairs % 2 == i % 2
                 log_a = (gaps * (lf[:-1] - lf[1:])).nan_to_num(nan=-math.inf)
                 swap = torch.where(tried, log_a.clamp(max=0).exp(), torch.zeros_like(log_a))
-                go = (_uniform(swap.shape, swap, generator) < swap).long()
+                go = (draw_uniform(swap.shape, swap, generator) < swap).long()
                 perm = torch.arange(K, device=x.device).reshape(K, *(1,) * (lf.dim() - 1)).expand(lf.shape).clone()
                 perm[:-1] += go
                 perm[1:] -= go
