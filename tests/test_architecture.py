@@ -25,7 +25,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("transforms", "metrics"),
     ("nn", "samplers", "inference"),
     ("distributions",),
-    ("flows", "autoregressive", "diffusion", "ebm", "data"),
+    ("flows", "autoregressive", "diffusion", "ebm", "gan", "data"),
     ("latent", "interop"),
     ("config", "testing", "plots"),
     ("cli", "__main__"),

@@ -1,5 +1,5 @@
 r"""Every family's distribution (``Flow``, ``Autoregressive``, ``LatentVariable``, ``VQVAEDistribution``,
-``Diffusion``, ``EnergyBased``) and the pieces they share: the honesty attribute, bases, lazy modules,
+``Diffusion``, ``EnergyBased``, ``Implicit``) and the pieces they share: the honesty attribute, bases, lazy modules,
 per-position families."""
 
 from gendist.distributions.autoregressive import Autoregressive, Ensemble
@@ -10,6 +10,7 @@ from gendist.distributions.diffusion import Diffusion
 from gendist.distributions.energy import EnergyBased, LogPartition, LogPartitionUnknown
 from gendist.distributions.factorized import Factorized
 from gendist.distributions.flow import Flow
+from gendist.distributions.implicit import Implicit, LogProbUnavailable
 from gendist.distributions.kl import FAMILIES  # registers kl_divergence for every family
 from gendist.distributions.latent import LatentVariable, VQVAEDistribution
 from gendist.distributions.lazy import LazyDistribution, LazyTransform
@@ -28,12 +29,14 @@ __all__ = [
     "Flow",
     "GaussianMixture",
     "Honest",
+    "Implicit",
     "LatentVariable",
     "LazyDistribution",
     "LazyTransform",
     "LogPartition",
     "LogPartitionUnknown",
     "LogProbKind",
+    "LogProbUnavailable",
     "StandardNormal",
     "VQVAEDistribution",
     "as_base",
