@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from gendist._checks import check_integer, check_number
-from gendist.metrics.prdc import _cdist
+from gendist.metrics.precision_recall import _cdist
 from gendist.metrics.two_sample import _samples
 
 __all__ = ["ModeCoverage", "mode_coverage"]

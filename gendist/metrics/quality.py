@@ -11,7 +11,7 @@ from torch import Tensor
 from gendist._checks import check_integer
 from gendist.metrics.classifier import classifier_two_sample_test
 from gendist.metrics.frechet import frechet_distance
-from gendist.metrics.prdc import _check_k, prdc
+from gendist.metrics.precision_recall import _check_k, prdc
 from gendist.metrics.two_sample import _samples
 
 __all__ = ["sample_quality"]
@@ -40,7 +40,7 @@ def sample_quality(
 
     - ``"c2st"``: the held-out accuracy of :func:`~gendist.metrics.classifier_two_sample_test` on the raw
       flattened samples (0.5: indistinguishable, 1: disjoint); NaN when ``c2st=False``.
-    - ``"precision"``, ``"recall"``, ``"density"``, ``"coverage"``: :func:`~gendist.metrics.prdc.prdc` with
+    - ``"precision"``, ``"recall"``, ``"density"``, ``"coverage"``: :func:`~gendist.metrics.precision_recall.prdc` with
       ``k`` neighbours, in the feature space.
     - ``"frechet"``: :func:`~gendist.metrics.frechet.frechet_distance` in the feature space (FID with an
       Inception network; here whatever ``features`` is, e.g. a :class:`~gendist.metrics.frechet.FeatureClassifier`'s
