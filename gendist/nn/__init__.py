@@ -18,3 +18,25 @@ __all__ += ["DilatedCausalCache", "DilatedCausalNet"]
 from gendist.nn.energy import ConvNet, EnergyConvNet, EnergyMLP  # noqa: E402
 
 __all__ += ["ConvNet", "EnergyConvNet", "EnergyMLP"]
+
+from gendist.nn.gan import (  # noqa: E402
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+    PatchDiscriminator,
+    UNetTranslator,
+)
+from gendist.nn.gan_blocks import (  # noqa: E402
+    ConditionalBatchNorm2d,
+    ConditioningAugmentation,
+    MinibatchStdDev,
+    SelfAttention2d,
+    TextEncoder,
+    spectral_normed,
+)
+
+__all__ += ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGenerator", "PatchDiscriminator",
+            "UNetTranslator"]
+__all__ += ["ConditionalBatchNorm2d", "ConditioningAugmentation", "MinibatchStdDev", "SelfAttention2d",
+            "TextEncoder", "spectral_normed"]
