@@ -40,3 +40,18 @@ __all__ += ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGene
             "UNetTranslator"]
 __all__ += ["ConditionalBatchNorm2d", "ConditioningAugmentation", "MinibatchStdDev", "SelfAttention2d",
             "TextEncoder", "spectral_normed"]
+
+from gendist.nn.progressive import ProgressiveDiscriminator, ProgressiveGenerator  # noqa: E402
+from gendist.nn.style import (  # noqa: E402
+    AdaIN,
+    EqualConv2d,
+    EqualLinear,
+    MappingNetwork,
+    ModulatedConv2d,
+    NoiseInjection,
+    StyleGenerator,
+)
+
+__all__ += ["AdaIN", "EqualConv2d", "EqualLinear", "MappingNetwork", "ModulatedConv2d", "NoiseInjection",
+            "StyleGenerator"]
+__all__ += ["ProgressiveDiscriminator", "ProgressiveGenerator"]
