@@ -14,7 +14,7 @@ of bin width 1), and its NLL turned into bits/dim by
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -34,15 +34,32 @@ r"""The ``(start, stop)`` slice of the fixed permutation for each split."""
 _N = 1797
 
 
-def load_digits(split: Literal["train", "valid", "test", "all"] = "train") -> Tensor:
-    r"""Loads a split of the 8x8 digits as a float tensor of integer levels.
+Split = Literal["train", "valid", "test", "all"]
+
+
+@overload
+def load_digits(split: Split = "train", labels: Literal[False] = False) -> Tensor: ...
+
+
+@overload
+def load_digits(split: Split = "train", *, labels: Literal[True]) -> tuple[Tensor, Tensor]: ...
+
+
+@overload
+def load_digits(split: Split, labels: Literal[True]) -> tuple[Tensor, Tensor]: ...
+
+
+def load_digits(split: Split = "train", labels: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    r"""Loads a split of the 8x8 digits as a float tensor of integer levels (and, if asked, their classes).
 
     Arguments:
         split: ``"train"`` (1200 images), ``"valid"`` (297), ``"test"`` (300) or
             ``"all"`` (1797, in scikit-learn's order).
+        labels: Also return the classes 0..9 (scikit-learn's ``target``), in the same order as the images.
 
     Returns:
-        A tensor of shape ``(N, 64)`` and torch's default dtype, with integer values in 0..16.
+        A tensor of shape ``(N, 64)`` and torch's default dtype, with integer values in 0..16; with
+        ``labels=True``, a pair ``(x, y)`` with ``y`` a ``torch.long`` tensor of shape ``(N,)``.
 
     Raises:
         ImportError: If scikit-learn is not installed.
@@ -52,7 +69,12 @@ def load_digits(split: Literal["train", "valid", "test", "all"] = "train") -> Te
         >>> x = load_digits("test")  # doctest: +SKIP
         >>> x.shape, int(x.min()), int(x.max())  # doctest: +SKIP
         (torch.Size([300, 64]), 0, 16)
+        >>> x, y = load_digits("test", labels=True)  # doctest: +SKIP
+        >>> y.dtype, y[:5]  # doctest: +SKIP
+        (torch.int64, tensor([6, 5, 5, 0, 4]))
     """
+    if not isinstance(labels, bool):
+        raise TypeError(f"load_digits: labels must be True or False, got {labels!r}")
     if split != "all" and split not in DIGITS_SPLITS:
         raise ValueError(f"load_digits: unknown split {split!r}; use 'train', 'valid', 'test' or 'all'")
     try:
@@ -62,13 +84,17 @@ def load_digits(split: Literal["train", "valid", "test", "all"] = "train") -> Te
             "load_digits needs scikit-learn for its bundled copy of the 8x8 digits: "
             "pip install scikit-learn (or pip install gendist[data])"
         ) from error
-    data = np.asarray(_sk_load_digits().data, dtype=np.float64)
-    if data.shape != (_N, 64):
+    bunch = _sk_load_digits()
+    data = np.asarray(bunch.data, dtype=np.float64)
+    target = np.asarray(bunch.target, dtype=np.int64)
+    if data.shape != (_N, 64) or target.shape != (_N,):
         raise RuntimeError(f"load_digits: expected scikit-learn's digits of shape ({_N}, 64), got {data.shape}")
     if split != "all":
         start, stop = DIGITS_SPLITS[split]
-        data = data[np.random.default_rng(0).permutation(_N)[start:stop]]
-    return torch.as_tensor(data, dtype=torch.get_default_dtype())
+        index = np.random.default_rng(0).permutation(_N)[start:stop]
+        data, target = data[index], target[index]
+    x = torch.as_tensor(data, dtype=torch.get_default_dtype())
+    return (x, torch.as_tensor(target, dtype=torch.long)) if labels else x
 
 
 def dequantize(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
