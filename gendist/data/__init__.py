@@ -1,4 +1,5 @@
-r"""Data: synthetic 2-D densities with known log-density and entropy, the 8x8 digits, binarized MNIST, user tables."""
+r"""Data: synthetic 2-D densities with known log-density and entropy, the 8x8 digits, binarized MNIST, user tables,
+and the digits' translation pairs, attributes and captions."""
 
 from gendist.data.digits import DIGITS_LEVELS, DIGITS_SHAPE, DIGITS_SPLITS, dequantize, load_digits
 from gendist.data.files import load_table
@@ -7,12 +8,30 @@ from gendist.data.toy2d import (
     Checkerboard,
     Circles,
     EightGaussians,
+    Grid,
     Moons,
     Pinwheel,
+    Ring,
     Rings,
     Toy2D,
     TwoSpirals,
     densities,
+)
+from gendist.data.translation import (
+    CAPTION_VOCAB,
+    DIGIT_NAMES,
+    SLANT_BINS,
+    SLANT_TERCILES,
+    THICKNESS_BINS,
+    THICKNESS_TERCILES,
+    detokenize,
+    digit_captions,
+    digit_pairs,
+    invert_digits,
+    slant,
+    stroke_thickness,
+    thicken_digits,
+    tokenize,
 )
 
 __all__ = [
@@ -36,4 +55,20 @@ __all__ = [
     "Toy2D",
     "TwoSpirals",
     "densities",
+    "Ring",
+    "Grid",
+    "CAPTION_VOCAB",
+    "DIGIT_NAMES",
+    "SLANT_BINS",
+    "SLANT_TERCILES",
+    "THICKNESS_BINS",
+    "THICKNESS_TERCILES",
+    "detokenize",
+    "digit_captions",
+    "digit_pairs",
+    "invert_digits",
+    "slant",
+    "stroke_thickness",
+    "thicken_digits",
+    "tokenize",
 ]
