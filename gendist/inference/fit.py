@@ -123,14 +123,16 @@ def _rank_seed(seed: int, rank: int) -> int:
 def _optimizer(
     obj: Objective, params: list[nn.Parameter], default: Callable | None, lr: float
 ) -> torch.optim.Optimizer:
-    """The objective's optimizer: its own factory, else ``fit``'s, else Adam; its ``lr`` set on every group."""
+    """The objective's optimizer: its own factory, else ``fit``'s, else Adam; its ``lr`` set on every group
+    (a factory with ``uses_fit_lr = True``, which sets only the other options, gets ``fit``'s ``lr`` too)."""
     factory = obj.optimizer or default
     if factory is None:
         return torch.optim.Adam(params, lr=obj.lr if obj.lr is not None else lr)
     opt = factory(params)
-    if obj.lr is not None:
+    rate = obj.lr if obj.lr is not None else lr if getattr(factory, "uses_fit_lr", False) else None
+    if rate is not None:
         for group in opt.param_groups:
-            group["lr"] = obj.lr
+            group["lr"] = rate
     return opt
 
 
