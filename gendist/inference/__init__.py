@@ -23,3 +23,18 @@ from gendist.inference.energy import (  # noqa: E402
 
 __all__ += ["ContrastiveDivergence", "DenoisingScoreMatching", "NoiseContrastiveEstimation", "SlicedScoreMatching",
             "flow_contrastive_objectives"]
+from gendist.inference.gan import (  # noqa: E402
+    GAN_LOSSES,
+    CriticLoss,
+    GeneratorLoss,
+    discriminator_loss,
+    feature_matching,
+    gan_objectives,
+    generator_loss,
+    gradient_penalty,
+    r1_penalty,
+    r2_penalty,
+)
+
+__all__ += ["CriticLoss", "GAN_LOSSES", "GeneratorLoss", "discriminator_loss", "feature_matching", "gan_objectives",
+            "generator_loss", "gradient_penalty", "r1_penalty", "r2_penalty"]
