@@ -211,5 +211,6 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
 def test_import_gendist_exposes_every_subpackage_and_family_distribution():
     subpackages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"cli"}
     assert subpackages <= set(dir(gendist)), subpackages - set(dir(gendist))
-    for name in ("Flow", "Autoregressive", "LatentVariable", "VQVAEDistribution", "Diffusion"):
+    for name in ("Flow", "Autoregressive", "LatentVariable", "VQVAEDistribution", "Diffusion", "EnergyBased",
+                 "Implicit"):
         assert getattr(gendist, name) is getattr(gendist.distributions, name)

@@ -158,6 +158,9 @@ class Implicit(Honest, dist.TorchDistribution):
         return mean + self.truncation * (z - mean)
 
     def _takes_truncation(self) -> bool:
+        said = getattr(self.generator, "takes_truncation", None)  # a wrapper says for the network it calls
+        if said is not None:
+            return bool(said)
         target = getattr(self.generator, "forward", self.generator)
         try:
             return "truncation" in inspect.signature(target).parameters
