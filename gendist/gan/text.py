@@ -30,7 +30,7 @@ from gendist.nn.gan_blocks import ConditioningAugmentation, TextEncoder
 
 __all__ = ["TextToImage"]
 
-CAPTION_VOCAB_SIZE = 20
+CAPTION_VOCAB_SIZE = 19
 r"""``len(gendist.data.CAPTION_VOCAB)``, the default vocabulary (the data sit on this package's floor, so the
 size is written here; a test checks that the two agree)."""
 
@@ -86,7 +86,7 @@ class TextToImage(Recorded, LazyDistribution):
 
     Arguments:
         shape: the image shape ``(C, H, W)``.
-        vocab: the vocabulary size (ids ``0 .. vocab - 1``, 0 padding; default ``len(CAPTION_VOCAB)`` = 20).
+        vocab: the vocabulary size (ids ``0 .. vocab - 1``, 0 padding; default ``len(CAPTION_VOCAB)`` = 19).
         text_dim: the size of the text embedding :math:`e`.
         max_len: the caption length ``L`` (the context size; position embeddings make word order count).
         latent: the size of :math:`z`.
