@@ -66,7 +66,7 @@ def test_bad_input_gives_one_line_and_status_2(capsys, tmp_path, moons_run):
     assert "exists" in _error(capsys, ["fit", "--data", "moons", "--out", str(moons_run)])
     assert "no such file" in _error(capsys, ["fit", "--data", str(tmp_path / "none.csv"), "--out", str(tmp_path / "a")])
     assert "unknown data" in _error(capsys, ["fit", "--data", "cifar", "--out", str(tmp_path / "b")])
-    assert "unknown model" in _error(capsys, ["fit", "--data", "moons", "--model", "gan", "--out", str(tmp_path / "c")])
+    assert "unknown model" in _error(capsys, ["fit", "--data", "moons", "--model", "gpt", "--out", str(tmp_path / "c")])
     if not torch.cuda.is_available():
         assert "CUDA" in _error(capsys, ["fit", "--data", "moons", "--device", "cuda", "--out", str(tmp_path / "d")])
     bad = tmp_path / "bad.csv"

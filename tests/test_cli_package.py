@@ -141,7 +141,7 @@ def test_each_family_registers_its_own_flags_in_its_own_group():
 
 def test_the_registry_maps_every_model_to_one_family():
     assert set(MODELS) == {"nsf", "maf", "iaf", "realnvp", "nice", "made", "nade", "pixelcnn", "wavenet",
-                           "transformer", "vae", "iwae", "hvae", "vqvae", "diffusion", "rbm", "ebm"}
+                           "transformer", "vae", "iwae", "hvae", "vqvae", "diffusion", "rbm", "ebm", "gan"}
     for name, family in MODELS.items():
         assert family_of_model(name) is family
         assert family_of_class(family.models[name]) is family

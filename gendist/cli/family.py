@@ -64,6 +64,7 @@ class Family(ABC):
     models: ClassVar[dict[str, str]]  #: ``--model`` name -> the recipe's class name
     discrete: ClassVar[bool] = False  #: models the integer levels of discrete data as they are (no dequantizing)
     own_loss: ClassVar[bool] = False  #: trained on the model's own loss, not on its NLL
+    density: ClassVar[bool] = True  #: has a log-density to score (a GAN has none: it is scored on its samples)
     plot_samples: ClassVar[int] = 2000  #: samples drawn for samples.png
     examples: ClassVar[tuple[str, ...]] = ()  #: command lines for the examples of ``--help``
 
@@ -118,6 +119,14 @@ class Family(ABC):
     def note(self, kind: str, args: argparse.Namespace) -> str:
         r"""What the printed test NLL is, in words (appended to its line)."""
         return ""
+
+    def sample_scores(self, model: nn.Module, data: Data, device: Any, seed: int) -> dict[str, Any]:
+        r"""The scores of a family without a density (:attr:`density` False), from its samples."""
+        raise NotImplementedError(f"{type(self).__name__} has a density: its runs are scored by their NLL")
+
+    def sample_summary(self, scores: dict[str, Any]) -> str:
+        r"""The printed line of :meth:`sample_scores`."""
+        return ", ".join(f"{k} {v}" for k, v in scores.items())
 
     def summary(self, metrics: dict[str, Any]) -> str:
         r"""More of the printed test NLL's line, from the metrics (those :meth:`finish` added)."""

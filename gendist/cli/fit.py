@@ -191,8 +191,13 @@ def _finish(job: _Job, history: History, seconds: float, args: argparse.Namespac
     r"""Score the trained model, write metrics, model, config and plots, and print the summary."""
     job.model.eval()
     extra = job.family.finish(job.model, job.train, args)  # e.g. an energy's log Z, which the scores need
-    scores = _scores(job)
     data = job.data
+    if not job.family.density:  # an implicit model: scored on its samples
+        scores = job.family.sample_scores(job.model, data, job.device, args.seed)
+        lines = [job.family.sample_summary(scores)]
+        scores = {"test_sample_scores": scores}
+    else:
+        scores = _scores(job)
     metrics: dict[str, Any] = {
         **scores, "train_seconds": round(history.seconds or seconds, 2), "epochs": history.epoch,
         "steps": history.step, "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
@@ -201,11 +206,11 @@ def _finish(job: _Job, history: History, seconds: float, args: argparse.Namespac
         "model": job.run["model"], "history": {"step_loss": history.step_loss, "epoch_valid": history.epoch_valid},
         "log_prob_kind": job.family.log_prob_kind(job.model, job.run["model"]), **extra,
     }
-    if data.entropy is not None:
+    if data.entropy is not None and job.family.density:
         metrics["entropy"] = data.entropy
         metrics["test_nll_minus_entropy"] = scores["test_nll"] - data.entropy
     save_run(job.out, job.model, job.run, metrics)
-    save_plots(job.out, job.model, data, history, job.device, n=job.family.plot_samples)
-    for line in _summary(job, scores, metrics, args):
+    save_plots(job.out, job.model, data, history, job.device, n=job.family.plot_samples, density=job.family.density)
+    for line in _summary(job, scores, metrics, args) if job.family.density else lines:
         print(line)
     print(f"wrote {job.out}/metrics.json, model.pt, config.json")

@@ -9,11 +9,12 @@ from gendist.cli.energy import EnergyModels
 from gendist.cli.errors import UsageError
 from gendist.cli.family import Family
 from gendist.cli.flows import Flows
+from gendist.cli.gan import GANs
 from gendist.cli.latent import Latent
 
 __all__ = ["FAMILIES", "MODELS", "family_of_class", "family_of_model"]
 
-FAMILIES: tuple[Family, ...] = (Flows(), Autoregressive(), Latent(), Diffusion(), EnergyModels())
+FAMILIES: tuple[Family, ...] = (Flows(), Autoregressive(), Latent(), Diffusion(), EnergyModels(), GANs())
 r"""Every family, in the order of ``--help``."""
 
 MODELS: dict[str, Family] = {name: family for family in FAMILIES for name in family.models}

@@ -98,8 +98,10 @@ def save_run(out: Path, model: nn.Module, run: dict[str, Any], metrics: dict[str
     atomic_write(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(metrics, indent=2)))
 
 
-def save_plots(out: Path, model: nn.Module, data: Data, history: History, device: torch.device, n: int) -> None:
-    r"""``samples.png``, ``loss.png`` and (2-D data) ``density.png``, when matplotlib is installed."""
+def save_plots(out: Path, model: nn.Module, data: Data, history: History, device: torch.device, n: int,
+               density: bool = True) -> None:
+    r"""``samples.png``, ``loss.png`` and (2-D data with a ``density``) ``density.png``, when matplotlib is
+    installed."""
     try:
         with torch.no_grad():
             fake = model().sample((n,)).cpu()
@@ -107,7 +109,7 @@ def save_plots(out: Path, model: nn.Module, data: Data, history: History, device
         plots.plot_samples(real, fake, out / "samples.png", image_shape=data.image_shape, names=data.names)
         per_epoch = max(1, history.step // max(1, history.epoch))
         plots.plot_loss(history.step_loss, history.epoch_valid, per_epoch, out / "loss.png")
-        if data.features == 2:
+        if data.features == 2 and density:
             plots.plot_density_2d(lambda x: model().log_prob(x.to(device)).cpu(), out / "density.png", data=real)
     except ImportError:  # no matplotlib
         return

@@ -10,6 +10,7 @@ import torch
 
 from gendist.cli.device import resolve_device
 from gendist.cli.errors import UsageError, user_input
+from gendist.cli.registry import family_of_class
 from gendist.cli.runs import check_output, load_run, write_array
 from gendist.data import load_table
 
@@ -46,6 +47,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     r"""Write the log-density of each row of ``--data`` under a run to ``-o``."""
     out = check_output(args.output, args.force)
     run, model = load_run(args.run, resolve_device(args.device))
+    if not family_of_class(run["model"]["class"]).density:
+        raise UsageError(f"{args.run}: a {run['model']['class']} has no log-density to evaluate (log_prob_kind "
+                         "'none'); draw from it with `gendist sample` and compare the samples with your data "
+                         "(gendist.metrics: classifier_two_sample_test, prdc, energy_distance)")
     columns = args.columns.split(",") if args.columns else run.get("columns") or None
     path = Path(args.data)
     x = _rows(path, columns)

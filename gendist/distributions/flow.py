@@ -114,10 +114,17 @@ class Flow(Honest, dist.TransformedDistribution):
         )
 
     def rsample(self, sample_shape: Size = Size()) -> Tensor:
+        if getattr(self.base_dist, "log_prob_kind", None) == "none":  # an implicit base: samples only
+            if not self.has_rsample:
+                raise self._no_rsample()
+            return self.transform(self.base_dist.rsample(sample_shape))
         self._last = self.rsample_and_log_prob(sample_shape)
         return self._last[0]
 
     def sample(self, sample_shape: Size = Size()) -> Tensor:
+        if getattr(self.base_dist, "log_prob_kind", None) == "none":
+            with torch.no_grad():
+                return self.transform(self.base_dist.sample(sample_shape))
         self._last = self.sample_and_log_prob(sample_shape)
         return self._last[0]
 

@@ -295,11 +295,15 @@ class GAN(Recorded, LazyDistribution):
         inner = generator.loss
 
         def counted(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
-            self._stepped += 1
+            self.generator_stepped()
             return inner(model, batch)
 
         generator.loss = counted
         return objectives
+
+    def generator_stepped(self) -> None:
+        r"""Mark that the generator takes a step on this batch (its weight average follows in :meth:`after_step`)."""
+        self._stepped += 1
 
     def after_step(self) -> None:
         r"""Update the generator's weight average if the generator took a step since the last call."""
