@@ -76,3 +76,6 @@ __all__ = [
 from gendist.testing.mcmc import check_mcmc, check_mcmc_discrete  # noqa: E402
 
 __all__ += ["check_mcmc", "check_mcmc_discrete"]
+from gendist.testing.implicit import check_implicit, check_reparameterized  # noqa: E402
+
+__all__ += ["check_implicit", "check_reparameterized"]
