@@ -1,13 +1,14 @@
 """The conformance suite: one body per check, run over every registry entry it applies to.
 
 ``gendist.testing.registry`` lists every public model (flows, autoregressive,
-latent-variable, VQ-VAE and diffusion models) and transform, each entry
+latent-variable, VQ-VAE, diffusion, energy-based models and GANs) and transform, each entry
 declaring its family, discreteness, ``log_prob_kind``, context size, dtype,
 and the checks it skips with why. Each test below is parametrized over the
 entries of :data:`~gendist.testing.registry.MODELS`: those that run the check,
 and those that skip it (reported as skipped, with the entry's reason). The
 family checks (autoregressive ordering, cached sampling, inpainting; latent
-bounds and estimates) run over the entries of their family, and the transform
+bounds and estimates; a GAN's samples, critic and objectives) run over the entries of their family, and the
+transform
 checks over :data:`~gendist.testing.registry.TRANSFORMS`. Hypothesis draws
 seeds, perturbation scales, batch shapes and input magnitudes (the
 repository's ``ci`` profile).
@@ -15,7 +16,9 @@ repository's ``ci`` profile).
 
 from __future__ import annotations
 
+import copy
 import inspect
+import io
 import itertools
 import math
 from collections.abc import Iterator
@@ -38,6 +41,7 @@ import gendist
 from gendist._recipes import Recorded
 from gendist.autoregressive import MADE, Bernoulli, Categorical, Normal
 from gendist.distributions import Autoregressive, Ensemble, LatentVariable
+from gendist.inference import fit
 from gendist.testing import (
     check_autoregressive,
     check_bad_inputs,
@@ -45,8 +49,10 @@ from gendist.testing import (
     check_cached_sampling,
     check_enumeration,
     check_extreme_inputs,
+    check_finite_gradients,
     check_float64,
     check_gradients,
+    check_implicit,
     check_inpaint,
     check_invertible,
     check_log_abs_det_jacobian,
@@ -54,6 +60,7 @@ from gendist.testing import (
     check_log_prob_kind,
     check_normalized,
     check_pyro,
+    check_reparameterized,
     check_sample_log_prob,
     check_shapes,
     check_state_dict,
@@ -144,12 +151,16 @@ def test_the_registry_covers_every_family_and_declares_its_skips() -> None:
         assert entry.runs("builds"), entry.name
         if entry.estimate or entry.discrete:
             assert not entry.normalize, entry.name
+        if entry.log_prob_kind == "none":  # no check that scores values runs on a distribution without log_prob
+            assert {c for c in CHECKS if entry.runs(c)} <= {"builds", "log_prob_kind", "unimplemented"}, entry.name
+    assert len(entries("builds", "gan")) >= 10 and len(entries("trains", "gan")) >= 10
 
 
 def _recipes() -> set[type]:
     r"""Every public model class: the concrete recipes the model packages export."""
     found = set()
-    for package in (gendist.flows, gendist.autoregressive, gendist.latent, gendist.diffusion, gendist.ebm):
+    for package in (gendist.flows, gendist.autoregressive, gendist.latent, gendist.diffusion, gendist.ebm,
+                    gendist.gan):
         for name in package.__all__:
             obj = getattr(package, name)
             if inspect.isclass(obj) and issubclass(obj, Recorded) and not inspect.isabstract(obj):
@@ -538,3 +549,151 @@ def test_transform_log_abs_det_jacobian(name: str, seed: int, scale: float, log1
 def test_log_partition(entry: ModelEntry) -> None:
     module = _module(entry, "log_partition").double()
     check_log_partition(_distribution(entry, module, "log_partition"), **_options(entry, "log_partition"))
+
+
+# ---------------------------------------------------------------- generative adversarial networks
+# an Implicit distribution has no log_prob (log_prob_kind 'none'): these take the place of the checks that score
+
+
+def _gan_batch(entry: ModelEntry, module: nn.Module, n: int, seed: int = 0) -> tuple[Tensor, ...]:
+    r"""``n`` of the module's own samples as data, ``(x,)`` or ``(x, c)``: in the support whatever the output."""
+    c = draw_context(entry, n, seed=seed, dtype=_dtype(module))
+    with torch.no_grad():
+        x = module(c).sample() if c is not None else module().sample((n,))
+    return (x,) if c is None else (x, c)
+
+
+def _generator(entry: ModelEntry, module: nn.Module) -> nn.Module:
+    r"""The module whose parameters ``rsample`` reaches: ``module.sampler`` (a GAN's generator, or in eval mode the
+    EMA's average), or the submodules the entry names (settings of the check ``implicit``)."""
+    names = entry.settings_for("implicit").options.get("generator", ("sampler",))
+    return getattr(module, names[0]) if len(names) == 1 else nn.ModuleList(getattr(module, n) for n in names)
+
+
+@over("implicit", "gan")
+def test_gan_implicit(entry: ModelEntry) -> None:
+    module = _module(entry, "implicit")
+    for c in _contexts(entry, module):
+        check_implicit(module(c), generator=_generator(entry, module))
+    if not entry.context:
+        check_implicit(module().expand((2,)), generator=_generator(entry, module))
+    # the generator itself (not an EMA's average) samples in training mode: rsample reaches its parameters
+    module.train()
+    check_reparameterized(module, draw_context(entry, 3, dtype=_dtype(module)), generator=_generator(entry, module))
+
+
+@over("implicit_batches", "gan")
+@given(seed=seeds, scale=scales, batch=batches)
+def test_gan_implicit_batches(entry: ModelEntry, seed: int, scale: float, batch: tuple[int, ...]) -> None:
+    module = _module(entry, "implicit_batches", scale, seed)
+    d = _distribution(entry, module, "implicit_batches", batch, seed)
+    check_implicit(d, generator=_generator(entry, module), sample_shapes=((2,),))
+
+
+@over("float64_samples", "gan")
+def test_gan_float64_samples(entry: ModelEntry) -> None:
+    module = copy.deepcopy(_module(entry, "float64_samples")).double()
+    c = draw_context(entry, 5, dtype=torch.float64)
+    d = module(c)
+    x, y = d.sample() if c is not None else d.sample((5,)), d.rsample((2,))
+    assert x.dtype == y.dtype == torch.float64, (x.dtype, y.dtype)
+    assert d.latent.sample((1,)).dtype == torch.float64
+    if hasattr(module, "critic"):
+        scores = module.critic(x, c)
+        assert scores.dtype == torch.float64 and scores.shape == (5,) and torch.isfinite(scores).all()
+
+
+@over("same_samples", "gan")
+def test_gan_same_samples(entry: ModelEntry) -> None:
+    # check_state_dict's round trip, compared on samples instead of log_prob: two modules built from other seeds,
+    # the second loaded with the first's weights, draw the same samples from the same random numbers
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        a = entry.factory()
+        torch.manual_seed(2)
+        b = entry.factory()
+    buffer = io.BytesIO()
+    torch.save(a.state_dict(), buffer)
+    buffer.seek(0)
+    b.load_state_dict(torch.load(buffer, weights_only=True))
+    a.eval(), b.eval()
+    c = draw_context(entry, 5, dtype=_dtype(a))
+
+    def draws(module: nn.Module) -> tuple[Tensor, ...]:
+        with torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(0)
+            d = module(c)
+            x = d.sample((3,))
+            z = torch.randn((3, *d.batch_shape, *d.latent_shape), dtype=x.dtype)
+            pushed = d.push(z)
+            flat = x.reshape(-1, *d.event_shape)
+            cc = None if c is None else c.expand(3, *c.shape).reshape(-1, c.shape[-1])
+            return x, pushed, module.critic(flat, cc) if hasattr(module, "critic") else pushed
+
+    for what, u, v in zip(("samples", "push(z)", "critic scores"), draws(a), draws(b)):
+        assert torch.equal(u, v), f"{what} differ after a state_dict round trip by {(u - v).abs().max():.3g}"
+
+
+@over("critic", "gan")
+def test_gan_critic(entry: ModelEntry) -> None:
+    module = _module(entry, "critic")
+    x0, *rest = _gan_batch(entry, module, 6)
+    c = rest[0] if rest else None
+    params = [p for p in module.discriminator.parameters() if p.requires_grad]
+    for scale in (None, 30.0, 1e3):
+        x = x0 if scale is None else x0 / x0.abs().amax().clamp_min(1e-6) * scale
+        x = x.detach().requires_grad_(True)
+        scores = module.critic(x, c)
+        assert scores.shape == (6,), scores.shape
+        check_finite_gradients(scores, params + [x], f"the critic's scores at |x| ~ {scale or 'samples'}")
+    wrong = x0.reshape(6, -1)[:, :-1]
+    with pytest.raises(ValueError, match=r"shape"):
+        module.critic(wrong, c)
+    with pytest.raises(TypeError, match="dtype"):
+        module.critic(x0.long(), c)
+
+
+@over("trains", "gan")
+def test_gan_trains(entry: ModelEntry) -> None:
+    module = _module(entry, "trains").train()
+    objectives = module.objectives()
+    steps = max(o.every for o in objectives)  # enough batches for every objective to step (n_critic)
+    batch = _gan_batch(entry, module, 8 * steps)
+    for o in objectives:  # the loss of a batch of 8 reaches every parameter it trains
+        params = o.trainable(module)
+        assert params, o.name
+        check_finite_gradients(o.loss(module, tuple(t[:8] for t in batch)), params, f"the {o.name} loss")
+    before = {id(p): p.detach().clone() for p in module.parameters()}
+    ema = getattr(module, "ema", None)
+    averaged = [p.detach().clone() for p in ema.averaged.parameters()] if ema is not None else []
+    history = fit(module, batch if len(batch) > 1 else batch[0], epochs=1, batch_size=8, progress=False)
+    assert history is not None
+    for o in objectives:
+        params = o.trainable(module)
+        assert all(torch.isfinite(p).all() for p in params), o.name
+        assert any(not torch.equal(before[id(p)], p) for p in params), f"{o.name}: fit moved none of its parameters"
+    if ema is not None:
+        assert int(ema.updates) == 1
+        assert any(not torch.equal(u, v) for u, v in zip(averaged, ema.averaged.parameters()))
+
+
+def test_check_implicit_catches_what_it_checks() -> None:
+    gen = nn.Linear(2, 3)
+    latent = dist.Normal(torch.zeros(2), 1.0).to_event(1)
+    check_implicit(gendist.Implicit(lambda z, c: gen(z), latent, (3,)), generator=gen)
+    with pytest.raises(AssertionError, match="does not require grad"):  # a generator that cuts the graph
+        check_implicit(gendist.Implicit(lambda z, c: gen(z).detach(), latent, (3,)), generator=gen)
+    with pytest.raises(AssertionError, match="no gradient reaches"):  # a parameter off the sampling path
+        check_implicit(gendist.Implicit(lambda z, c: gen(z), latent, (3,)),
+                       generator=nn.ModuleList([gen, nn.Linear(1, 1)]))
+    with pytest.raises(AssertionError, match="outside the declared support"):
+        check_implicit(gendist.Implicit(lambda z, c: gen(z), latent, (3,), support=constraints.positive))
+
+    class Silent(gendist.Implicit):
+        def log_prob(self, value: Tensor) -> Tensor:
+            raise gendist.distributions.LogProbUnavailable("no density")
+
+    with pytest.raises(AssertionError, match="does not mention"):  # the error must say what to use instead
+        check_implicit(Silent(lambda z, c: gen(z), latent, (3,)))
+    with pytest.raises(AssertionError, match="log_prob_kind"):
+        check_implicit(dist.Normal(torch.zeros(3), 1.0).to_event(1))

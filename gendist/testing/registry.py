@@ -63,6 +63,7 @@ from gendist.distributions import (
     EnergyBased,
     Ensemble,
     Flow,
+    Implicit,
     LatentVariable,
     VQVAEDistribution,
 )
@@ -100,6 +101,7 @@ from gendist.flows import (
     SylvesterLayer,
 )
 from gendist.flows.univariate import Spline
+from gendist.gan import GAN, CycleGAN, Pix2Pix, TextToImage
 from gendist.latent import IWAE, VAE, VQVAE, HierarchicalVAE
 from gendist.transforms import (
     LeakyReLU,
@@ -132,8 +134,8 @@ __all__ = [
     "register_transform",
 ]
 
-Family = Literal["flow", "autoregressive", "latent", "vqvae", "diffusion", "energy"]
-Kind = Literal["exact", "bound", "estimate", "unnormalized"]
+Family = Literal["flow", "autoregressive", "latent", "vqvae", "diffusion", "energy", "gan"]
+Kind = Literal["exact", "bound", "estimate", "unnormalized", "none"]
 
 FAMILIES: dict[str, tuple[type[Distribution], ...]] = {
     "flow": (Flow,),
@@ -142,6 +144,7 @@ FAMILIES: dict[str, tuple[type[Distribution], ...]] = {
     "vqvae": (VQVAEDistribution,),
     "diffusion": (Diffusion,),
     "energy": (EnergyBased,),
+    "gan": (Implicit,),
 }
 r"""Each family and the distribution classes its modules build."""
 
@@ -175,6 +178,22 @@ FAMILY_CHECKS: dict[str, dict[str, str]] = {
     "energy": {
         "log_partition": "check_log_partition(d): AIS within 4 standard errors of the exact log Z, and reverse AIS "
                          "from exact draws on its other side",
+    },
+    "gan": {
+        "implicit": "check_implicit(d, generator=...) on a context and a batch of two (the unconditional d and "
+                    "d.expand((2,))), and check_reparameterized in training mode; the generator is module.sampler "
+                    "or the submodules Settings(options={'generator': names}) names: in place of shapes and pyro",
+        "implicit_batches": "check_implicit over hypothesis-drawn batch shapes, seeds and perturbations: in place of "
+                            "batches",
+        "float64_samples": "module.double() samples, rsamples and scores with its critic in float64: in place of "
+                           "float64",
+        "same_samples": "a weights_only state_dict round trip reproduces samples on the same random numbers, push(z) "
+                        "and the critic's scores: in place of state_dict",
+        "critic": "critic(x, c) has shape (N,), finite scores and finite gradients in x and in every critic "
+                  "parameter, at samples and at |x| ~ 30, 1e3, and rejects a wrong event shape and integers: in "
+                  "place of extreme_inputs and bad_inputs",
+        "trains": "each objective's loss reaches every parameter it trains with a finite gradient; fit steps each "
+                  "objective (and the EMA) with finite losses and weights: in place of gradients",
     },
     "latent": {
         "bounds": "check_bounds(module, x): ELBO <= IWAE_1 <= IWAE_4 <= IWAE_32, statistically",
@@ -216,16 +235,18 @@ class ModelEntry:
         factory: builds a fresh module; ``module(c)`` returns a distribution.
         features: the event size :math:`D` (the number of entries of an event: :math:`C H W` for images).
         context: the context size (0 for none).
-        family: ``"flow"``, ``"autoregressive"``, ``"latent"``, ``"vqvae"`` or ``"diffusion"`` (see
-            :data:`FAMILIES`): the class ``module(c)`` must be, and which :data:`FAMILY_CHECKS` apply.
+        family: ``"flow"``, ``"autoregressive"``, ``"latent"``, ``"vqvae"``, ``"diffusion"``, ``"energy"`` or
+            ``"gan"`` (see :data:`FAMILIES`): the class ``module(c)`` must be, and which :data:`FAMILY_CHECKS` apply.
         discrete: whether values are discrete (a Bernoulli, Categorical or discretized family).
         log_prob_kind: what ``log_prob`` is, as the distribution must declare it: ``"exact"``, ``"bound"``
             (a deterministic lower bound), ``"estimate"`` (stochastic: comparisons run on the same random
-            numbers) or ``"unnormalized"``.
+            numbers), ``"unnormalized"`` or ``"none"`` (no ``log_prob``: an implicit distribution).
         dtype: the dtype of the module's parameters (and of the contexts drawn for it); None for the default.
         skip: the checks that do not apply (names of :data:`CHECKS` or :data:`FAMILY_CHECKS`), each with why.
         settings: how a check runs on this entry where it differs from the defaults (see :class:`Settings`).
         tags: free-form labels (``"slow-log-prob"`` for IAF-oriented models, ...).
+        vocab: for a context of token ids (a caption), the vocabulary size: :func:`draw_context` draws ids
+            ``1 .. vocab - 1`` (as floats); 0 for a real context, drawn standard normal.
     """
 
     name: str
@@ -239,6 +260,7 @@ class ModelEntry:
     skip: Mapping[str, str] = field(default_factory=dict)
     settings: Mapping[str, Settings] = field(default_factory=dict)
     tags: frozenset[str] = field(default_factory=frozenset)
+    vocab: int = 0
 
     @property
     def autoregressive(self) -> bool:
@@ -292,6 +314,31 @@ TRANSFORMS: dict[str, TransformEntry] = {}
 _QUADRATURE = "quadrature needs a continuous density of 1 or 2 numbers: enumeration checks a discrete one"
 
 
+_NONE = "log_prob raises LogProbUnavailable (log_prob_kind 'none'): "
+_NO_LOG_PROB: dict[str, str] = {
+    "shapes": _NONE + "check_shapes scores the samples; the gan family's 'implicit' check (check_implicit) checks "
+                      "sample/rsample shapes, the support, expand and to_event",
+    "pyro": _NONE + "check_pyro compares the site's log_prob with d.log_prob; 'implicit' checks the sites' shapes, "
+                    "that scoring them raises, Predictive and EnergyDistance",
+    "batches": _NONE + "check_shapes and check_pyro score samples; 'implicit_batches' runs check_implicit over the "
+                       "drawn batch shapes",
+    "bad_inputs": _NONE + "there is no log_prob to reject bad values; 'critic' checks the critic rejects a wrong "
+                          "event shape and integers",
+    "support": _NONE + "out-of-support values cannot be scored -inf; 'implicit' checks the samples lie in the support",
+    "float64": _NONE + "check_float64 scores float64 samples; 'float64_samples' samples and scores with the critic",
+    "state_dict": _NONE + "check_state_dict compares log_prob; 'same_samples' compares samples, push(z) and the "
+                          "critic's scores",
+    "gradients": _NONE + "check_gradients differentiates log_prob; 'trains' differentiates the objectives, "
+                         "'implicit' rsample",
+    "extreme_inputs": _NONE + "far-out values cannot be scored; 'critic' scores them by the critic",
+    "normalized": _NONE + "there is no density to integrate",
+    "enumeration": _NONE + "there are no probabilities to sum",
+    "sample_log_prob": _NONE + "there is no density to test the samples against (compare samples with data by "
+                               "gendist.metrics)",
+    "fused_paths": _NONE + "there is no fused sample-and-log-prob path",
+}
+
+
 def _declared_skips(features: int, family: str, discrete: bool, kind: str) -> dict[str, str]:
     r"""The checks an entry's declarations rule out, with why."""
     skip: dict[str, str] = {}
@@ -314,6 +361,8 @@ def _declared_skips(features: int, family: str, discrete: bool, kind: str) -> di
         why = "log Z is unknown (log_prob is -E(x), up to a constant): {}"
         skip["normalized"] = skip["enumeration"] = why.format("it does not integrate to 1")
         skip["sample_log_prob"] = why.format("goodness of fit needs the normalized density")
+    elif kind == "none":
+        skip.update(_NO_LOG_PROB)
     if family == "energy":
         skip["fused_paths"] = "sampled by MCMC: there is no fused sample-and-log-prob path to compare"
         if not discrete:
@@ -332,7 +381,8 @@ def register_model(name: str, factory: Callable[[], nn.Module], features: int, c
                    family: Family | None = None, discrete: bool = False, log_prob_kind: Kind | None = None,
                    dtype: torch.dtype | None = None, skip: Mapping[str, str] | None = None,
                    settings: Mapping[str, Settings] | None = None, normalize: bool = True,
-                   tags: tuple[str, ...] = (), autoregressive: bool = False, estimate: bool = False) -> ModelEntry:
+                   tags: tuple[str, ...] = (), autoregressive: bool = False, estimate: bool = False,
+                   vocab: int = 0) -> ModelEntry:
     r"""Add a model factory to :data:`MODELS` and return its entry (see :class:`ModelEntry`).
 
     The checks that ``features``, ``discrete`` and ``log_prob_kind`` rule out are skipped with their reasons;
@@ -356,7 +406,7 @@ def register_model(name: str, factory: Callable[[], nn.Module], features: int, c
     if not all(isinstance(why, str) and why for why in declared.values()):
         raise ValueError(f"{name}: every skipped check needs a reason")
     entry = ModelEntry(name, factory, features, context, family, discrete, kind, dtype,
-                       MappingProxyType(declared), MappingProxyType(dict(settings or {})), frozenset(tags))
+                       MappingProxyType(declared), MappingProxyType(dict(settings or {})), frozenset(tags), vocab)
     MODELS[name] = entry
     return entry
 
@@ -396,11 +446,15 @@ def build_model(entry: ModelEntry, scale: float = 0.3, seed: int = 0, float64: b
 
 def draw_context(entry: ModelEntry, *batch: int, seed: int = 0,
                  dtype: torch.dtype | None = None) -> Tensor | None:
-    r"""A seeded standard-normal context of batch shape ``batch`` (None for an unconditional entry)."""
+    r"""A seeded standard-normal context of batch shape ``batch`` (None for an unconditional entry); token ids
+    ``1 .. vocab - 1`` as floats for an entry with a ``vocab``."""
     if not entry.context:
         return None
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(*batch, entry.context, generator=g, dtype=dtype or entry.dtype or torch.get_default_dtype())
+    dtype = dtype or entry.dtype or torch.get_default_dtype()
+    if entry.vocab:
+        return torch.randint(1, entry.vocab, (*batch, entry.context), generator=g).to(dtype)
+    return torch.randn(*batch, entry.context, generator=g, dtype=dtype)
 
 
 class _Stateless(nn.Module):
@@ -731,6 +785,78 @@ def _energy_models() -> None:
       settings={"batches": Settings(scale=0.3), **ais})
 
 
+# ---------------------------------------------------------------- generative adversarial networks
+
+_GAN_SAME = "the option changes only the objectives: the distribution, the critic and the state are gan-mlp's, " \
+            "checked there"
+_GAN_OBJECTIVES_ONLY = MappingProxyType({
+    check: _GAN_SAME for check in ("log_prob_kind", "unimplemented", "implicit", "implicit_batches",
+                                   "float64_samples", "same_samples", "critic")})
+_GAN_CONV_BATCHES = ("the batch shape is Implicit's, the same whatever the network: drawn on the MLP entries "
+                     "(15 draws of conv networks would add seconds per entry)")
+
+
+def _gan_models() -> None:
+    # tiny networks (hidden 8, channels 4, 8x8 images): Implicit distributions (log_prob_kind 'none', the
+    # log_prob checks skipped by _declared_skips); the family checks sample, push latents, score with the critic
+    # and take a fit step with the GAN's objectives
+    m = functools.partial(register_model, family="gan", log_prob_kind="none")
+    h, f64 = (8,), torch.float64
+    conv = dict(latent=4, discriminator="dcgan", channels=4)
+    style = dict(w_dim=4, mapping_layers=1)
+    later = {"implicit_batches": _GAN_CONV_BATCHES}
+    m("gan-mlp", lambda: GAN(2, latent=2, hidden=h), 2)
+    m("gan-mlp-tanh-truncation", lambda: GAN(3, latent=2, hidden=h, out="tanh", truncation=0.7), 3)
+    m("gan-mlp-sigmoid-spectral-norm-minibatch-std", lambda: GAN(2, latent=3, hidden=h, out="sigmoid",
+                                                                  spectral_norm=True, minibatch_std=True), 2)
+    m("gan-mlp-context-concat", lambda: GAN(2, latent=2, hidden=h, context=3), 2, 3)
+    m("gan-mlp-context-projection", lambda: GAN(2, latent=2, hidden=h, context=3, conditioning="projection"), 2, 3)
+    m("gan-mlp-context-float64", lambda: GAN(2, latent=2, hidden=h, context=2).double(), 2, 2, dtype=f64)
+    m("gan-flow-latent", lambda: GAN(2, latent=MAF(2, transforms=1, hidden=h), hidden=h), 2)
+    m("gan-ema", lambda: GAN(2, latent=2, hidden=h, ema=0.9), 2)
+    m("gan-uniform-latent", lambda: GAN(2, latent=dist.Uniform(-torch.ones(3), torch.ones(3)).to_event(1),
+                                        hidden=h), 2,
+      skip={"float64_samples": "GAN keeps a torch distribution given as its latent as it is: module.double() leaves "
+                               "it float32 (give a float64 one, or a size)"})
+    m("gan-dcgan-attention-spectral-norm-minibatch-std", lambda: GAN(
+        (1, 8, 8), generator="dcgan", attention=True, spectral_norm=True, minibatch_std=True, **conv), 64,
+      skip=later)
+    m("gan-dcgan-context-batchnorm-projection", lambda: GAN(
+        (1, 8, 8), generator="dcgan", context=3, conditioning=("batchnorm", "projection"), **conv), 64, 3,
+      skip=later)
+    m("gan-dcgan-image-rows-context", lambda: GAN(64, image=(1, 8, 8), generator="dcgan", context=2, **conv),
+      64, 2, skip=later)
+    m("gan-style-modulated-truncation", lambda: GAN((1, 8, 8), generator="style", style=style, truncation=0.7,
+                                                    **conv), 64, skip=later)
+    m("gan-style-adain-context", lambda: GAN((1, 8, 8), generator="style", style={**style, "style": "adain"},
+                                             context=2, **conv), 64, 2, skip=later)
+    # image to image: a U-Net translates the (flattened) source given as the context; a PatchGAN critic; pix2pix's L1
+    m("gan-unet-patch-l1", lambda: GAN((1, 8, 8), latent=2, generator="unet", discriminator="patch", context=64,
+                                       channels=4, dropout=0.5, l1=10.0), 64, 64, skip=later)
+    # the objectives' options: each checked by a fit step ('trains'); the distribution is gan-mlp's
+    o = functools.partial(m, skip=_GAN_OBJECTIVES_ONLY)
+    o("gan-loss-minimax", lambda: GAN(2, latent=2, hidden=h, loss="minimax"), 2)
+    o("gan-loss-wasserstein-gp-n-critic-2", lambda: GAN(2, latent=2, hidden=h, loss="wasserstein", gp=10.0,
+                                                        n_critic=2), 2)
+    o("gan-loss-hinge-lr", lambda: GAN(2, latent=2, hidden=h, loss="hinge", lr_generator=1e-4, lr_critic=4e-4,
+                                       betas=(0.0, 0.9)), 2)
+    o("gan-loss-least-squares-feature-matching", lambda: GAN(2, latent=2, hidden=h, loss="least_squares",
+                                                             feature_matching=1.0), 2)
+    o("gan-loss-relativistic-context", lambda: GAN(2, latent=2, hidden=h, loss="relativistic", context=3), 2, 3)
+    o("gan-r1-r2-lazy-2", lambda: GAN(2, latent=2, hidden=h, r1=1.0, r2=1.0, lazy=2), 2)
+    # the helpers' recipes: pix2pix (a GAN), CycleGAN (two translators, two critics), text to image (token ids)
+    m("pix2pix", lambda: Pix2Pix((1, 8, 8), channels=4, l1=10.0), 64, 64, skip=later)
+    m("pix2pix-latent-ema", lambda: Pix2Pix((1, 8, 8), (2, 8, 8), channels=4, latent=2, dropout=0.0, ema=0.9,
+                                            loss="hinge"), 64, 128, skip=later)
+    m("cyclegan", lambda: CycleGAN((1, 8, 8), channels=4, dropout=0.5), 64, 64,
+      skip={**later, "critic": "two critics scoring patches, no critic(x, c): their losses are checked by trains"},
+      settings={"implicit": Settings(options={"generator": ("generator_ab",)})})
+    m("text-to-image", lambda: TextToImage((1, 8, 8), 12, text_dim=4, latent=4, augment=4, channels=4, hidden=8),
+      64, 5, vocab=12, skip=later,
+      # rsample runs the text encoder, the conditioning augmentation and the generator (not the critic)
+      settings={"implicit": Settings(options={"generator": ("text", "augment", "net")})})
+
+
 # ---------------------------------------------------------------- transforms
 
 def _g(seed: int = 0) -> torch.Generator:
@@ -808,4 +934,5 @@ _latent_models()
 _vqvae_models()
 _diffusion_models()
 _energy_models()
+_gan_models()
 _transforms()
