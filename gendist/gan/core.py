@@ -185,8 +185,9 @@ class GAN(Recorded, LazyDistribution):
         net = self._generator(generator, net_shape, latent_size, g_cond, hidden, channels, out, attention,
                               dropout, style or {})
         self.generator = Pushforward(net, latent, self.shape, self.image)
+        # a penalty on the critic's input gradient is per example: batch norm would mix the examples
         self.discriminator = self._discriminator(discriminator, net_shape, d_cond, hidden, channels, spectral_norm,
-                                                 attention, minibatch_std)
+                                                 attention, minibatch_std, penalized=bool(gp or r1 or r2))
         self._options = dict(loss=loss, n_critic=check_integer("GAN: `n_critic`", n_critic),
                              gp=gp, r1=r1, r2=r2, lazy=lazy, feature_matching=feature_matching, l1=l1,
                              lr_generator=lr_generator, lr_critic=lr_critic, betas=tuple(betas))
@@ -221,7 +222,8 @@ class GAN(Recorded, LazyDistribution):
         return UNetTranslator(shape, source, channels=channels, latent=latent, dropout=dropout)
 
     def _discriminator(self, kind: str | nn.Module, shape: Size, conditioning: str, hidden: Sequence[int],
-                       channels: int, spectral_norm: bool, attention: bool, minibatch_std: bool) -> nn.Module:
+                       channels: int, spectral_norm: bool, attention: bool, minibatch_std: bool,
+                       penalized: bool = False) -> nn.Module:
         if isinstance(kind, nn.Module):
             return kind
         if kind == "mlp":
@@ -234,9 +236,10 @@ class GAN(Recorded, LazyDistribution):
                              f"`image`, got shape {tuple(shape)}")
         if kind == "dcgan":
             return DCGANDiscriminator(shape, channels=channels, context=self.context, conditioning=conditioning,
-                                      spectral_norm=spectral_norm, attention=attention, minibatch_std=minibatch_std)
+                                      spectral_norm=spectral_norm, attention=attention, minibatch_std=minibatch_std,
+                                      batchnorm=False if penalized else None)
         source = (self.context // shape[1] // shape[2], shape[1], shape[2]) if self.context else None
-        return PatchDiscriminator(shape, source, channels=channels)
+        return PatchDiscriminator(shape, source, channels=channels, batchnorm=not penalized)
 
     def _check_generator(self) -> None:
         """Run the generator once on two latents: its output must have the event shape."""
