@@ -126,3 +126,11 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path)
     with pytest.raises(FloatingPointError, match="critic"):
         fit(gan, data, epochs=2, batch_size=32, progress=False, checkpoint_dir=tmp_path)
     assert load_checkpoint(tmp_path / "last.pt")["history"]["step"] == before
+
+
+def test_a_fixed_latent_follows_the_module_to_float64():
+    import pyro.distributions as dist
+
+    gan = GAN(2, latent=dist.Uniform(torch.zeros(2), torch.ones(2)).to_event(1), hidden=(8,)).double()
+    assert gan().sample((3,)).dtype == torch.float64
+    assert gan.generator.latent().base_dist.low.dtype == torch.float64

@@ -2,6 +2,7 @@ r"""The GAN as a recipe: a generator and a critic whose call builds the :class:`
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 from collections.abc import Sequence
@@ -67,7 +68,7 @@ class Pushforward(nn.Module):
         if isinstance(self.fixed, int):
             zero = self._anchor.new_zeros(self.fixed)
             return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
-        return self.fixed
+        return _moved(self.fixed, self._anchor)
 
     @property
     def takes_truncation(self) -> bool:
@@ -80,6 +81,24 @@ class Pushforward(nn.Module):
     def forward(self, z: Tensor, c: Tensor | None = None, **options: Any) -> Tensor:
         x = self.net(z, c, **options)
         return x.reshape(x.shape[0], *self.shape) if self.image is not None else x
+
+
+def _moved(d: Distribution, like: Tensor) -> Distribution:
+    r"""``d`` with its floating-point tensors (and those of the distributions inside it) on ``like``'s device and
+    dtype: a fixed latent follows the module's ``.to()`` / ``.double()``. ``d`` itself when they already are."""
+    moved = copy.copy(d)
+    changed = False
+    for key, value in vars(d).items():
+        if isinstance(value, Tensor) and value.is_floating_point() and (
+                value.dtype != like.dtype or value.device != like.device):
+            setattr(moved, key, value.to(like))
+            changed = True
+        elif isinstance(value, Distribution):
+            inner = _moved(value, like)
+            if inner is not value:
+                setattr(moved, key, inner)
+                changed = True
+    return moved if changed else d
 
 
 class GAN(Recorded, LazyDistribution):

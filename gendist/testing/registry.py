@@ -815,9 +815,7 @@ def _gan_models() -> None:
     m("gan-flow-latent", lambda: GAN(2, latent=MAF(2, transforms=1, hidden=h), hidden=h), 2)
     m("gan-ema", lambda: GAN(2, latent=2, hidden=h, ema=0.9), 2)
     m("gan-uniform-latent", lambda: GAN(2, latent=dist.Uniform(-torch.ones(3), torch.ones(3)).to_event(1),
-                                        hidden=h), 2,
-      skip={"float64_samples": "GAN keeps a torch distribution given as its latent as it is: module.double() leaves "
-                               "it float32 (give a float64 one, or a size)"})
+                                        hidden=h), 2)
     m("gan-dcgan-attention-spectral-norm-minibatch-std", lambda: GAN(
         (1, 8, 8), generator="dcgan", attention=True, spectral_norm=True, minibatch_std=True, **conv), 64,
       skip=later)
