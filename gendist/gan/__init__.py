@@ -13,3 +13,7 @@ from gendist.gan.text import TextToImage  # noqa: E402
 from gendist.gan.translation import CycleGAN, NoLatent, Pix2Pix  # noqa: E402
 
 __all__ += ["CycleGAN", "NoLatent", "Pix2Pix", "TextToImage"]
+
+from gendist.gan.progressive import ProgressiveGAN  # noqa: E402
+
+__all__ += ["ProgressiveGAN"]
