@@ -101,7 +101,7 @@ from gendist.flows import (
     SylvesterLayer,
 )
 from gendist.flows.univariate import Spline
-from gendist.gan import GAN, CycleGAN, Pix2Pix, TextToImage
+from gendist.gan import GAN, CycleGAN, Pix2Pix, ProgressiveGAN, TextToImage
 from gendist.latent import IWAE, VAE, VQVAE, HierarchicalVAE
 from gendist.transforms import (
     LeakyReLU,
@@ -853,6 +853,14 @@ def _gan_models() -> None:
       64, 5, vocab=12, skip=later,
       # rsample runs the text encoder, the conditioning augmentation and the generator (not the critic)
       settings={"implicit": Settings(options={"generator": ("text", "augment", "net")})})
+    # progressive growing, midway through the fade-in (both resolutions' layers in use)
+    m("progressive-gan-fading", _progressive_fading, 256, skip=later)
+
+
+def _progressive_fading() -> nn.Module:
+    model = ProgressiveGAN((1, 16, 16), latent=4, channels=4, fade_steps=2)
+    model.grow(0.5)
+    return model
 
 
 # ---------------------------------------------------------------- transforms
