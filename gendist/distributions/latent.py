@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from pyro.distributions import TorchDistribution
@@ -14,9 +14,6 @@ from torch.distributions import Distribution, biject_to, constraints, kl_diverge
 from gendist._checks import check_finite, check_integer
 from gendist.distributions.base import Honest
 from gendist.distributions.conditionals import check_values
-
-if TYPE_CHECKING:
-    from gendist.latent.vqvae import VQVAE
 
 __all__ = ["LatentVariable", "VQVAEDistribution", "sample_and_log_prob"]
 
@@ -355,6 +352,22 @@ def _reshape_batch(q: Distribution, batch: Size) -> Distribution:
     raise NotImplementedError(f"no reshaped view of a {type(base).__name__} guide: the KL is sampled instead")
 
 
+class VQModel(Protocol):
+    r"""What :class:`VQVAEDistribution` reads of its model (a :class:`~gendist.latent.VQVAE`)."""
+
+    shape: Size
+    grid: tuple[int, ...]
+    family: Any
+
+    def _dtype(self) -> torch.dtype: ...
+
+    def bound(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
+
+    def prior(self) -> Distribution: ...
+
+    def decode(self, k: Tensor) -> Distribution: ...
+
+
 class VQVAEDistribution(Honest, TorchDistribution):
     r"""The distribution of a :class:`~gendist.latent.VQVAE`: codes from the prior, then pixels from the decoder.
 
@@ -381,7 +394,7 @@ class VQVAEDistribution(Honest, TorchDistribution):
     log_prob_kind = "bound"
     arg_constraints: dict[str, constraints.Constraint] = {}
 
-    def __init__(self, model: VQVAE, batch_shape: Sequence[int] = (), validate_args: bool | None = None) -> None:
+    def __init__(self, model: VQModel, batch_shape: Sequence[int] = (), validate_args: bool | None = None) -> None:
         self.model = model
         super().__init__(Size(batch_shape), model.shape, validate_args=validate_args)
 
