@@ -192,12 +192,28 @@ def test_t2i_vocabulary_integer_tokens_and_the_kl_term():
     data = batch("t2i", 4)
     torch.manual_seed(1)
     with_kl = t2i.generator_loss(data)
-    t2i.kl = 0.0
+    weight, t2i.kl = t2i.kl, 0.0
     torch.manual_seed(1)
     without = t2i.generator_loss(data)
     torch.manual_seed(1)
     t2i.fake(data)
-    assert (with_kl - without).item() == pytest.approx(t2i.augment.kl().mean().item(), rel=1e-5)
+    assert weight == 0.1
+    assert (with_kl - without).item() == pytest.approx(weight * t2i.augment.kl().mean().item(), rel=1e-4)
+
+
+def test_t2i_conditioning_options():
+    t2i = small("t2i")  # the default: a projection critic with spectral normalization, a concatenating generator
+    assert t2i.discriminator.embed is not None and not t2i.net.cbn
+    assert any(nn.utils.parametrize.is_parametrized(m, "weight") for m in t2i.discriminator.modules())
+    reed = small("t2i", conditioning="concat", spectral_norm=False)
+    assert reed.discriminator.embed is None and reed.discriminator.concat
+    cbn = small("t2i", conditioning=["batchnorm", "concat"])
+    assert cbn.net.cbn and cbn.discriminator.concat
+    clone = from_config(json.loads(json.dumps(config(cbn))))
+    assert clone.net.cbn
+    assert cbn(TOKENS).sample().shape == (3, 1, 8, 8)
+    with pytest.raises(ValueError, match="conditioning"):
+        small("t2i", conditioning=("projection", "concat"))
 
 
 def test_bad_contexts_and_batches_give_clear_errors():

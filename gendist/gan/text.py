@@ -64,8 +64,9 @@ class TextToImage(Recorded, LazyDistribution):
     :class:`~gendist.nn.TextEncoder` maps them to an embedding :math:`e = \phi(t)`; a
     :class:`~gendist.nn.ConditioningAugmentation` draws :math:`\hat c \sim \mathcal N(\mu(e),
     \operatorname{diag}\sigma(e)^2)` (its mean in eval mode); a DCGAN generator reads :math:`(z, \hat c)`
-    concatenated, :math:`x = G(z, \hat c)`, :math:`z \sim \mathcal N(0, I)`. The critic
-    :math:`D(x, e)` (:class:`~gendist.nn.DCGANDiscriminator`, the embedding concatenated as channels or projected)
+    concatenated (or :math:`\hat c` through conditional batch norm), :math:`x = G(z, \hat c)`,
+    :math:`z \sim \mathcal N(0, I)`. The critic
+    :math:`D(x, e)` (:class:`~gendist.nn.DCGANDiscriminator`, the embedding projected or concatenated as channels)
     is matching-aware: with the batch's captions rolled by one, :math:`\tilde t_n = t_{n-1}` (mismatched captions),
 
     .. math:: L_D = \ell_D\Big(D(x, e),\ \big[D(G(z, \hat c), e);\ D(x, \phi(\tilde t))\big]\Big)
@@ -74,7 +75,14 @@ class TextToImage(Recorded, LazyDistribution):
     real images under mismatched captions as fake, each half the weight of the fake term (Reed et al.'s
     :math:`\tfrac12`). A batch of one example has no other caption: its mismatch term is left out. The
     generator minimizes :math:`\ell_G(D(G(z, \hat c), e)) + \lambda_{KL} E\, \mathrm{KL}(\mathcal N(\mu,
-    \sigma^2) \,\|\, \mathcal N(0, I))` (``kl`` :math:`= \lambda_{KL}`, 1 in StackGAN).
+    \sigma^2) \,\|\, \mathcal N(0, I))` (``kl`` :math:`= \lambda_{KL}`).
+
+    The defaults depart from the papers where the 8x8 digits asked for it. Measured as in
+    ``benchmarks/gan_translation.py`` (the share of test captions whose image, drawn in eval mode, a digit
+    classifier puts in the caption's class; 40 epochs at rate 1e-3, one seed each): a projection critic with
+    spectral normalization and :math:`\lambda_{KL} = 0.1` gave 0.99; the same with StackGAN's
+    :math:`\lambda_{KL} = 1`, 0.91; Reed et al.'s concatenating critic with spectral normalization, 0.82 (and
+    with batch norm, at rate 2e-4, 0.13: it had not learnt the classes).
 
     Who trains what: the text encoder :math:`\phi` is trained with the **critic** (``"critic"`` objective: the
     discriminator and the encoder, by the matching-aware loss, whose mismatched pairs are what makes the
@@ -95,7 +103,12 @@ class TextToImage(Recorded, LazyDistribution):
         hidden: the text encoder's hidden size.
         kl: the KL weight :math:`\lambda_{KL}`.
         loss: one of :data:`~gendist.inference.gan.GAN_LOSSES`.
-        conditioning: how the critic reads :math:`e`: ``"concat"`` (GAN-INT-CLS) or ``"projection"``.
+        conditioning: how the networks read the text: one name (``"concat"``, GAN-INT-CLS; ``"projection"``
+            is the critic's and ``"batchnorm"`` the generator's, the other network concatenating), or a pair: the
+            generator's (``"concat"``: :math:`(z, \hat c)` concatenated; ``"batchnorm"``: :math:`\hat c` through
+            conditional batch norm at every stage) and the critic's (``"concat"``: :math:`e` as channels;
+            ``"projection"``: Miyato & Koyama's projection).
+        spectral_norm: spectral normalization of the critic's layers (then without batch norm).
         out: the generator's output, ``"tanh"``, ``"sigmoid"`` or ``"identity"``.
         n_critic, lr_generator, lr_critic, betas: as for :class:`~gendist.gan.GAN`.
 
@@ -117,9 +130,10 @@ class TextToImage(Recorded, LazyDistribution):
         augment: int = 16,
         channels: int = 32,
         hidden: int = 64,
-        kl: float = 1.0,
+        kl: float = 0.1,
         loss: str = "non_saturating",
-        conditioning: str = "concat",
+        conditioning: str | Sequence[str] = "projection",
+        spectral_norm: bool = True,
         out: str = "tanh",
         n_critic: int = 1,
         lr_generator: float | None = None,
@@ -134,8 +148,14 @@ class TextToImage(Recorded, LazyDistribution):
         self.kl = check_number(f"{where}: `kl`", kl, zero=True)
         if loss not in GAN_LOSSES:
             raise ValueError(f"{where}: `loss` must be one of {GAN_LOSSES}, got {loss!r}")
-        if conditioning not in ("concat", "projection"):
-            raise ValueError(f"{where}: `conditioning` must be 'concat' or 'projection', got {conditioning!r}")
+        if isinstance(conditioning, str):  # one name for both, as in GAN: each network takes the one it has
+            pair = ("concat" if conditioning == "projection" else conditioning,
+                    "concat" if conditioning == "batchnorm" else conditioning)
+        else:
+            pair = tuple(conditioning)
+        if len(pair) != 2 or pair[0] not in ("concat", "batchnorm") or pair[1] not in ("concat", "projection"):
+            raise ValueError(f"{where}: `conditioning` must be 'concat', or a pair (generator: 'concat' or "
+                             f"'batchnorm', critic: 'concat' or 'projection'), got {conditioning!r}")
         if out not in OUTPUTS:
             raise ValueError(f"{where}: `out` must be one of {sorted(OUTPUTS)}, got {out!r}")
         self.loss = loss
@@ -149,9 +169,9 @@ class TextToImage(Recorded, LazyDistribution):
         self.text = TextEncoder(vocab, dim=text_dim, hidden=hidden, max_len=self.max_len)
         self.augment = ConditioningAugmentation(text_dim, augment)
         self.net = DCGANGenerator(self.latent_size, self.shape, channels=channels, context=augment,
-                                  conditioning="concat", out=out)
+                                  conditioning=pair[0], out=out)
         self.discriminator = DCGANDiscriminator(self.shape, channels=channels, context=text_dim,
-                                                conditioning=conditioning)
+                                                conditioning=pair[1], spectral_norm=spectral_norm)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
     # -- inputs ----------------------------------------------------------------------------------------------
