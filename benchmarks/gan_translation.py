@@ -41,6 +41,13 @@ diversity: mean :math:`\lvert x_1 - x_2 \rvert` of two images for one caption, i
 test images sharing a caption.) CycleGAN's reverse translation :math:`F(b)` keeps the class of 0.953 of the
 test targets; for text to image, chance is 0.1 for the class and about 1/3 for each attribute bin.
 
+With ``--kind invert`` (the identity map's L1 is 12.68 levels; classifier 0.993 on inverted test digits)
+Pix2Pix reaches 0.430 levels and keeps 0.993 of the classes in 570 steps; CycleGAN does not: its cycle
+error is small (0.803 levels) and its translations look like inverted digits, but of another class (0.017
+kept, L1 6.22 levels): unpaired, a class-permuting inversion that :math:`F` undoes is as cycle-consistent as the
+inversion itself, and the identity term only constrains :math:`G` on images that are already inverted. (On
+``thicken`` the true map is near the identity, which the identity term favours.)
+
 Run (a few minutes of training per model on 2 busy CPU cores; see the table it prints):
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/gan_translation.py --out runs/gan-translation
