@@ -238,7 +238,7 @@ class GAN(Recorded, LazyDistribution):
             raise ValueError(f"GAN: generator='unet' translates a source image given as the context: `context` "
                              f"must be C * {shape[1]} * {shape[2]} for a source of the target's size, got "
                              f"{self.context}")
-        return UNetTranslator(shape, source, channels=channels, latent=latent, dropout=dropout)
+        return UNetTranslator(shape, source, channels=channels, latent=latent, dropout=dropout, out=out)
 
     def _discriminator(self, kind: str | nn.Module, shape: Size, conditioning: str, hidden: Sequence[int],
                        channels: int, spectral_norm: bool, attention: bool, minibatch_std: bool,
