@@ -22,8 +22,8 @@ from gendist._recipes import Recorded
 from gendist.distributions.implicit import Implicit
 from gendist.distributions.lazy import LazyDistribution
 from gendist.gan.core import OUTPUTS
-from gendist.gan.translation import Adam, _check_betas, _image_shape, as_images
-from gendist.inference.gan import GAN_LOSSES, discriminator_loss, generator_loss
+from gendist.gan.translation import _image_shape, as_images
+from gendist.inference.gan import GAN_LOSSES, AdamFactory, check_betas, discriminator_loss, generator_loss
 from gendist.inference.objective import Batch, Objective
 from gendist.nn.gan import DCGANDiscriminator, DCGANGenerator
 from gendist.nn.gan_blocks import ConditioningAugmentation, TextEncoder
@@ -164,7 +164,7 @@ class TextToImage(Recorded, LazyDistribution):
         self._optim: dict[str, Any] = {
             "lr_generator": None if lr_generator is None else check_number(f"{where}: `lr_generator`", lr_generator),
             "lr_critic": None if lr_critic is None else check_number(f"{where}: `lr_critic`", lr_critic),
-            "betas": _check_betas(where, betas),
+            "betas": check_betas(f"{where}: `betas`", betas),
         }
         self.text = TextEncoder(vocab, dim=text_dim, hidden=hidden, max_len=self.max_len)
         self.augment = ConditioningAugmentation(text_dim, augment)
@@ -262,8 +262,8 @@ class TextToImage(Recorded, LazyDistribution):
         conditioning augmentation, every ``n_critic``-th batch), each with its own Adam; neither validated."""
         lr_g, lr_d = self._optim["lr_generator"], self._optim["lr_critic"]
 
-        def adam(lr: float | None) -> Adam:
-            return Adam(lr, self._optim["betas"])
+        def adam(lr: float | None) -> AdamFactory:
+            return AdamFactory(lr, self._optim["betas"])
 
         return [
             Objective("critic", _CriticLoss(),

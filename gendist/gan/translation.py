@@ -34,7 +34,7 @@ from gendist._recipes import Recorded
 from gendist.distributions.implicit import Implicit
 from gendist.distributions.lazy import LazyDistribution
 from gendist.gan.core import GAN, OUTPUTS
-from gendist.inference.gan import GAN_LOSSES, discriminator_loss, generator_loss
+from gendist.inference.gan import GAN_LOSSES, AdamFactory, check_betas, discriminator_loss, generator_loss
 from gendist.inference.objective import Batch, Objective
 from gendist.nn.gan import PatchDiscriminator, UNetTranslator
 
@@ -59,29 +59,6 @@ class NoLatent(LazyDistribution):
     def forward(self, c: Tensor | None = None) -> Distribution:
         zero = self._anchor.new_zeros(0)
         return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
-
-
-class Adam:
-    r"""``Adam(params, lr, betas)``; without its own ``lr`` (None) it takes :func:`~gendist.inference.fit`'s
-    (``uses_fit_lr``: fit sets its rate on the optimizer's groups)."""
-
-    def __init__(self, lr: float | None, betas: Sequence[float]) -> None:
-        self.lr, self.betas = lr, (float(betas[0]), float(betas[1]))
-        self.uses_fit_lr = lr is None
-
-    def __call__(self, params: Any) -> torch.optim.Optimizer:
-        return torch.optim.Adam(params, lr=1e-3 if self.lr is None else self.lr, betas=self.betas)
-
-    def __repr__(self) -> str:
-        return f"Adam(lr={'fit' if self.lr is None else self.lr}, betas={self.betas})"
-
-
-def _check_betas(where: str, betas: object) -> tuple[float, float]:
-    ok = isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
-        isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
-    if not ok:
-        raise ValueError(f"{where}: `betas` must be a pair of numbers in [0, 1), got {betas!r}")
-    return float(betas[0]), float(betas[1])
 
 
 def _image_shape(where: str, name: str, shape: int | Sequence[int]) -> Size:
@@ -326,7 +303,7 @@ class CycleGAN(Recorded, LazyDistribution):
         self._optim: dict[str, Any] = {
             "lr_generator": None if lr_generator is None else check_number(f"{where}: `lr_generator`", lr_generator),
             "lr_critic": None if lr_critic is None else check_number(f"{where}: `lr_critic`", lr_critic),
-            "betas": _check_betas(where, betas),
+            "betas": check_betas(f"{where}: `betas`", betas),
         }
         self.generator_ab = UNetTranslator(self.shape, self.source_shape, channels=channels, dropout=dropout, out=out)
         self.generator_ba = UNetTranslator(self.source_shape, self.shape, channels=channels, dropout=dropout, out=out)
@@ -418,8 +395,8 @@ class CycleGAN(Recorded, LazyDistribution):
         :func:`~gendist.inference.gan.gan_objectives`)."""
         lr_g, lr_d = self._optim["lr_generator"], self._optim["lr_critic"]
 
-        def adam(lr: float | None) -> Adam:
-            return Adam(lr, self._optim["betas"])
+        def adam(lr: float | None) -> AdamFactory:
+            return AdamFactory(lr, self._optim["betas"])
 
         return [
             Objective("critic_a", _CriticLoss("a"), parameters=lambda m: m.discriminator_a.parameters(),

@@ -46,8 +46,8 @@ from gendist._checks import check_integer, check_number
 from gendist.inference.objective import Batch, Objective
 
 __all__ = [
-    "GAN_LOSSES", "CriticLoss", "GeneratorLoss", "discriminator_loss", "feature_matching", "gan_objectives",
-    "generator_loss", "gradient_penalty", "r1_penalty", "r2_penalty",
+    "GAN_LOSSES", "AdamFactory", "CriticLoss", "GeneratorLoss", "check_betas", "discriminator_loss",
+    "feature_matching", "gan_objectives", "generator_loss", "gradient_penalty", "r1_penalty", "r2_penalty",
 ]
 
 GAN_LOSSES = ("minimax", "non_saturating", "wasserstein", "hinge", "least_squares", "relativistic")
@@ -406,12 +406,18 @@ class GeneratorLoss:
         return f"GeneratorLoss(loss={self.loss!r}, feature_matching={self.feature_matching}, l1={self.l1})"
 
 
-class _Adam:
-    r"""``Adam(params, lr, betas)``; without its own ``lr`` it takes :func:`~gendist.inference.fit`'s
-    (``uses_fit_lr``: fit sets its ``lr`` on the optimizer's groups)."""
+class AdamFactory:
+    r"""``AdamFactory(lr, betas)(params)`` is ``torch.optim.Adam(params, lr, betas)``: an :class:`Objective`'s
+    optimizer. Without its own ``lr`` (None) it takes :func:`~gendist.inference.fit`'s (``uses_fit_lr``: fit sets
+    its rate on the optimizer's groups).
+
+    Example:
+        >>> AdamFactory(None, (0.5, 0.999))([torch.zeros(1, requires_grad=True)]).defaults["betas"]
+        (0.5, 0.999)
+    """
 
     def __init__(self, lr: float | None, betas: tuple[float, float]) -> None:
-        self.lr, self.betas = lr, betas
+        self.lr, self.betas = lr, check_betas("betas", betas)
         self.uses_fit_lr = lr is None
 
     def __call__(self, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
@@ -419,6 +425,15 @@ class _Adam:
 
     def __repr__(self) -> str:
         return f"Adam(lr={'fit' if self.lr is None else self.lr}, betas={self.betas})"
+
+
+def check_betas(name: str, betas: object) -> tuple[float, float]:
+    r"""Adam's ``betas`` as a pair of floats in :math:`[0, 1)`, or a ``ValueError`` naming ``name``."""
+    ok = isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
+    if not ok:
+        raise ValueError(f"{name} must be a pair of numbers in [0, 1), got {betas!r}")
+    return float(betas[0]), float(betas[1])
 
 
 def _discriminator_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
@@ -470,17 +485,13 @@ def gan_objectives(
     n_critic = check_integer("n_critic", n_critic, low=1)
     lrs = {k: None if v is None else check_number(k, v) for k, v in
            (("lr_generator", lr_generator), ("lr_critic", lr_critic))}
-    ok = isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
-        isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
-    if not ok:
-        raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
-    betas = (float(betas[0]), float(betas[1]))
+    betas = check_betas("betas", betas)
     critic = CriticLoss(loss, gp=gp, r1=r1, r2=r2, lazy=lazy)
     generator = GeneratorLoss(loss, feature_matching=feature_matching, l1=l1)
     return [
-        Objective("critic", critic, parameters=_discriminator_parameters, optimizer=_Adam(lrs["lr_critic"], betas),
-                  lr=lrs["lr_critic"], validate=False),
+        Objective("critic", critic, parameters=_discriminator_parameters,
+                  optimizer=AdamFactory(lrs["lr_critic"], betas), lr=lrs["lr_critic"], validate=False),
         Objective("generator", generator, parameters=_generator_parameters,
-                  optimizer=_Adam(lrs["lr_generator"], betas), lr=lrs["lr_generator"], every=n_critic,
+                  optimizer=AdamFactory(lrs["lr_generator"], betas), lr=lrs["lr_generator"], every=n_critic,
                   validate=False),
     ]
