@@ -44,7 +44,7 @@ and all rows side by side in ``OUT/samples.png``; ``fit``'s checkpoints in ``OUT
 and the trained weights in ``OUT/models/<model>.pt``: ``--resume`` continues a killed run and skips the
 models done.
 
-Run (about 17 minutes on 2 shared CPU cores; numbers in benchmarks/README_sample_quality.md):
+Run (about 15 minutes on 2 shared CPU cores; numbers in benchmarks/README_sample_quality.md):
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/sample_quality.py --out runs/sample-quality --resume
 
@@ -330,8 +330,12 @@ def plot_all(panels: dict[str, Tensor], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6), squeeze=False)
-    for ax, (title, x) in zip(axes[0], panels.items()):
+    cols = min(4, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax, (title, x) in zip(axes.flat, panels.items()):
         x = x[:36].reshape(-1, 8, 8)
         grid = torch.full((6 * 9 - 1, 6 * 9 - 1), math.nan)
         for i, image in enumerate(x):
