@@ -22,9 +22,12 @@ the project measured (cosine decay):
   out="sigmoid", channels=32, minibatch_std=True, ema=0.999)`` on :math:`(x + u)/17`, samples
   :math:`\lfloor 17\, G(z) \rfloor`; Adam (lr 4e-4, betas (0.5, 0.999)), batch 64, 200 epochs; two variants,
   ``ns_r1`` (the non-saturating loss with R1, weight 1, computed every 4th critic step) and ``hinge_sn`` (the
-  hinge loss with a spectrally normalized critic), both sampling with the generator's weight average; the one
-  with the lower mean Fréchet distance of ``--draws`` sets of samples to the *valid* split is the table's
-  ``gan`` (the other is shown, marked "not selected");
+  hinge loss with a spectrally normalized critic), both sampling with the generator's weight average; with
+  ``--gan-scale levels`` (the default is both mappings), each is also trained on the levels themselves,
+  :math:`x / 16 \in [0, 1]` with no dequantization noise, and sampled as :math:`\mathrm{round}(16\, G(z))`
+  clipped to 0..16 (the variants ``ns_r1_levels`` and ``hinge_sn_levels``: a background pixel then needs only
+  :math:`G < 1/32`); of all the variants, the one with the lower mean Fréchet distance of ``--draws`` sets of
+  samples to the *valid* split is the table's ``gan`` (the others are shown, marked "not selected");
 - ``nsf``: the NSF of ``make demo`` (5 transforms, hidden (256, 256), 60 epochs of 100, lr 2e-3) on
   dequantized, standardized digits;
 - ``vae``: the VAE of README_latent.md (latent 16, hidden (256, 256), a categorical decoder over the 17
@@ -84,6 +87,7 @@ LEVELS = 17
 SHAPE = (1, 8, 8)
 MODELS = ("gan", "nsf", "vae", "diffusion")
 GAN_VARIANTS = ("ns_r1", "hinge_sn")
+GAN_SCALES = ("dequantized", "levels")  # a variant trained on the levels is named "<variant>_levels"
 METRICS = ("c2st", "precision", "recall", "density", "coverage", "frechet", "nn_ratio")
 
 Sampler = Callable[[int, int], Tensor]  # (n, seed) -> (n, 64) integer levels, on the CPU
@@ -149,7 +153,24 @@ class Dequantized:
             self.loss.load_state_dict(state)
 
 
+class Levels(Dequantized):
+    r"""A GAN objective's loss on integer levels: the batch mapped to :math:`x / 16 \in [0, 1]` exactly, with no
+    dequantization noise (the samples go back by :math:`\mathrm{round}(16\, G(z))`)."""
+
+    def __call__(self, model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+        return self.loss(model, (batch[0] / (LEVELS - 1), *batch[1:]))
+
+
+def gan_variant(name: str) -> tuple[str, str]:
+    r"""A GAN variant's loss and data mapping: ``"ns_r1"`` is ``("ns_r1", "dequantized")``, ``"ns_r1_levels"``
+    is ``("ns_r1", "levels")``."""
+    if name.endswith("_levels"):
+        return name.removesuffix("_levels"), "levels"
+    return name, "dequantized"
+
+
 def gan_model(variant: str, args: argparse.Namespace) -> GAN:
+    variant = gan_variant(variant)[0]
     common = dict(latent=args.gan_latent, generator="dcgan", discriminator="dcgan", image=SHAPE, out="sigmoid",
                   channels=args.gan_channels, ema=0.999, betas=tuple(args.gan_betas), lr_critic=args.gan_lr_critic,
                   minibatch_std=args.minibatch_std)
@@ -163,18 +184,25 @@ def gan_model(variant: str, args: argparse.Namespace) -> GAN:
 def train_gan(variant: str, train: Tensor, valid: Tensor, args: argparse.Namespace, ckpt: Path
               ) -> tuple[nn.Module, dict[str, Any]]:
     model = gan_model(variant, args).to(args.device)
-    objectives = [dataclasses.replace(o, loss=Dequantized(o.loss)) for o in model.objectives()]
+    mapping = Levels if gan_variant(variant)[1] == "levels" else Dequantized
+    objectives = [dataclasses.replace(o, loss=mapping(o.loss)) for o in model.objectives()]
     history = fit(model, train, objective=objectives, epochs=args.gan_epochs, batch_size=args.gan_batch,
                   lr=args.gan_lr, seed=args.seed, checkpoint_dir=ckpt, checkpoint_every=args.checkpoint_every,
                   resume=args.resume and (ckpt / "last.pt").is_file(), progress=False)
     return model, {"epochs": history.epoch, "steps": history.step, "train_seconds": history.seconds}
 
 
-def gan_sampler(model: GAN) -> Sampler:
+def gan_sampler(model: GAN, scale: str = "dequantized") -> Sampler:
+    r"""Samples of levels: :math:`\lfloor 17\, G(z) \rfloor` (``dequantized``) or :math:`\mathrm{round}(16\, G(z))`
+    (``levels``), clipped to 0..16."""
+
     def sample(n: int, seed: int) -> Tensor:
         model.eval()
         torch.manual_seed(seed)
-        return to_levels(LEVELS * model().sample((n,))).cpu()
+        g = model().sample((n,))
+        if scale == "levels":
+            return ((LEVELS - 1) * g).round().clamp(0, LEVELS - 1).cpu()
+        return to_levels(LEVELS * g).cpu()
 
     return sample
 
@@ -367,6 +395,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default="runs/sample-quality", help="folder of results.json, the grids and checkpoints")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     p.add_argument("--gan-variants", default=",".join(GAN_VARIANTS), help=f"of {', '.join(GAN_VARIANTS)}")
+    p.add_argument("--gan-scale", default=",".join(GAN_SCALES),
+                   help="the GANs' data mappings, comma-separated: dequantized ((x + u)/17, samples floored) and/or "
+                        "levels (x/16 exactly, samples rounded); each variant is trained with each")
     p.add_argument("--samples", type=int, default=0, help="samples per row (0: the valid split's size, 297)")
     p.add_argument("--draws", type=int, default=3, help="independent sets of samples per model row")
     p.add_argument("--c2st-steps", type=int, default=300, help="Adam steps per fold of the C2ST's classifier")
@@ -403,8 +434,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     for v in args.gan_variants:
         if v not in GAN_VARIANTS:
             p.error(f"--gan-variants: unknown variant {v!r}; use {', '.join(GAN_VARIANTS)}")
-    if "gan" in args.models and not args.gan_variants:
-        p.error("--gan-variants: give at least one")
+    scales = [s for s in args.gan_scale.split(",") if s]
+    for s in scales:
+        if s not in GAN_SCALES:
+            p.error(f"--gan-scale: unknown mapping {s!r}; use {', '.join(GAN_SCALES)}")
+    if "gan" in args.models and not (args.gan_variants and scales):
+        p.error("--gan-variants, --gan-scale: give at least one of each")
+    args.gan_variants = [v if s == "dequantized" else f"{v}_levels" for s in scales for v in args.gan_variants]
     args.device = torch.device(args.device)
     return args
 
@@ -473,7 +509,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             name = f"gan:{variant}"
             model, info = gans[variant] = trained(name, dev_train, dev_valid, args, out, done)
             done[name] = info
-            fakes = draw(gan_sampler(model), n, args.draws, args.seed + 3, args.device)
+            fakes = draw(gan_sampler(model, gan_variant(variant)[1]), n, args.draws, args.seed + 3, args.device)
             fid_valid = sum(sample_quality(valid, f, features=features.features, c2st=False)["frechet"]
                             for f in fakes) / len(fakes)
             results["selection"][variant] = fid_valid
@@ -485,7 +521,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for variant in args.gan_variants:
             model, info = gans[variant]
             label = f"gan ({variant})" if variant == picked[1] else f"gan ({variant}, not selected)"
-            row(label, gan_sampler(model), args.draws, {**info, "valid_frechet": results["selection"][variant]})
+            row(label, gan_sampler(model, gan_variant(variant)[1]), args.draws,
+                {**info, "valid_frechet": results["selection"][variant]})
     for name in args.models:
         if name == "gan":
             continue

@@ -38,9 +38,10 @@ def test_sample_quality_tiny(tmp_path: Path) -> None:
         torch.set_num_threads(threads)
     rows = results["rows"]
     picked = results["selection"]["picked"]
-    assert picked in sample_quality.GAN_VARIANTS
+    variants = [*sample_quality.GAN_VARIANTS, *(f"{v}_levels" for v in sample_quality.GAN_VARIANTS)]
+    assert picked in variants and set(results["selection"]) == {*variants, "picked"}
     assert set(rows) == {"valid split", "train split", "gaussian", "nsf", "vae", "diffusion", f"gan ({picked})",
-                         *(f"gan ({v}, not selected)" for v in sample_quality.GAN_VARIANTS if v != picked)}
+                         *(f"gan ({v}, not selected)" for v in variants if v != picked)}
     for name, row in rows.items():
         for k in sample_quality.METRICS:
             assert math.isfinite(row[k]), (name, k)
@@ -59,3 +60,25 @@ def test_sample_quality_tiny(tmp_path: Path) -> None:
         assert again["rows"][name]["frechet"] == rows[name]["frechet"]
     assert again["training"]["vae"]["steps"] == rows["vae"]["steps"] and "nsf" in again["training"]
     torch.set_num_threads(threads)
+
+
+def test_gan_levels_mapping() -> None:
+    sample_quality = _load("sample_quality")
+    args = sample_quality.parse(["--gan-variants", "ns_r1", "--gan-scale", "levels,dequantized"])
+    assert args.gan_variants == ["ns_r1_levels", "ns_r1"]
+    assert sample_quality.gan_variant("hinge_sn_levels") == ("hinge_sn", "levels")
+
+    class Generator(torch.nn.Module):  # stands for a GAN: model().sample((n,)) -> G(z) in [0, 1]
+        def forward(self) -> "Generator":
+            return self
+
+        def sample(self, shape: tuple[int]) -> torch.Tensor:
+            return torch.tensor([[0.0, 0.03, 0.04, 0.5, 0.97, 1.0]]).expand(*shape, 6)
+
+    levels = sample_quality.gan_sampler(Generator(), "levels")(2, 0)
+    assert levels[0].tolist() == [0, 0, 1, 8, 16, 16]  # round(16 G): the background needs only G < 1/32
+    floored = sample_quality.gan_sampler(Generator(), "dequantized")(2, 0)
+    assert floored[0].tolist() == [0, 0, 0, 8, 16, 16]  # floor(17 G) clipped to 0..16
+    seen = []
+    sample_quality.Levels(lambda m, b: seen.append(b[0]) or b[0].sum())(None, (torch.tensor([0.0, 8.0, 16.0]),))
+    assert seen[0].tolist() == [0.0, 0.5, 1.0]  # x / 16 exactly, no noise
