@@ -66,8 +66,9 @@ class Pushforward(nn.Module):
         if self.latent_module is not None:
             return self.latent_module()
         if isinstance(self.fixed, int):
-            zero = self._anchor.new_zeros(self.fixed)
-            return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
+            zero = self._anchor.new_zeros(self.fixed)  # no validation: its checks would sync a GPU on every fake
+            normal = dist.Normal(zero, torch.ones_like(zero), validate_args=False)
+            return dist.Independent(normal, 1, validate_args=False)
         return _moved(self.fixed, self._anchor)
 
     @property
