@@ -27,6 +27,7 @@ from gendist.cli.errors import UsageError
 from gendist.cli.family import Family, Group, recipe_default
 from gendist.data import densities
 from gendist.distributions import Implicit, LazyDistribution
+from gendist.distributions.implicit import takes_truncation
 from gendist.flows import FlowModule, Standardize
 from gendist.gan import GAN
 from gendist.inference import Objective
@@ -65,8 +66,10 @@ class Quantized(LazyDistribution):
         d = self.recipe(c)
         levels = self.levels
 
-        def generator(z: Tensor, c: Tensor | None = None) -> Tensor:
-            return torch.floor(d.generator(z, c) * levels).clamp(0, levels - 1)
+        def generator(z: Tensor, c: Tensor | None = None, **options: Any) -> Tensor:
+            return torch.floor(d.generator(z, c, **options) * levels).clamp(0, levels - 1)
+
+        generator.takes_truncation = takes_truncation(d.generator)  # a style generator truncates in W, as d's
 
         return Implicit(generator, d.latent, d.event_shape, d.context, support=constraints.integer_interval(
             0, levels - 1), truncation=d.truncation)

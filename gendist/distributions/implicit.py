@@ -15,12 +15,24 @@ from torch.distributions import Distribution, constraints
 from gendist._checks import check_context, check_integer, check_number, check_shape
 from gendist.distributions.base import Honest, register_no_kl
 
-__all__ = ["INTERPOLATIONS", "Implicit", "LogProbUnavailable", "slerp"]
+__all__ = ["INTERPOLATIONS", "Implicit", "LogProbUnavailable", "slerp", "takes_truncation"]
 
 Generator = Callable[..., Tensor]
 
 INTERPOLATIONS = ("slerp", "lerp")
 r"""The latent paths :meth:`Implicit.interpolate` walks: spherical (for Gaussian latents) or straight."""
+
+
+def takes_truncation(generator: Generator) -> bool:
+    r"""Whether ``generator`` truncates itself (its call takes ``truncation``, a style generator's :math:`\psi` in
+    :math:`W`); a wrapper may say so for the network it calls through its own ``takes_truncation``."""
+    said = getattr(generator, "takes_truncation", None)
+    if said is not None:
+        return bool(said)
+    try:
+        return "truncation" in inspect.signature(getattr(generator, "forward", generator)).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class LogProbUnavailable(NotImplementedError):
@@ -126,13 +138,6 @@ class Implicit(Honest, dist.TorchDistribution):
         n = len(self.event_shape) - getattr(base, "event_dim", 0)
         return constraints.independent(base, n) if n > 0 else base
 
-    @property
-    def device(self) -> torch.device:
-        for t in (self.context, getattr(self.latent, "loc", None), getattr(self.latent, "mean", None)):
-            if isinstance(t, Tensor):
-                return t.device
-        return torch.device("cpu")
-
     def expand(self, batch_shape: Size | tuple[int, ...], _instance: Implicit | None = None) -> Implicit:
         batch_shape = Size(batch_shape)
         if self.context is None:
@@ -157,16 +162,6 @@ class Implicit(Honest, dist.TorchDistribution):
                 f"{type(self.latent).__name__} has none: {e}") from e
         return mean + self.truncation * (z - mean)
 
-    def _takes_truncation(self) -> bool:
-        said = getattr(self.generator, "takes_truncation", None)  # a wrapper says for the network it calls
-        if said is not None:
-            return bool(said)
-        target = getattr(self.generator, "forward", self.generator)
-        try:
-            return "truncation" in inspect.signature(target).parameters
-        except (TypeError, ValueError):
-            return False
-
     def _run(self, z: Tensor, shape: Size) -> Tensor:
         """The generator on latents ``z`` of shape ``shape + latent_shape``; ``shape`` ends in the batch shape."""
         n = math.prod(shape)
@@ -177,7 +172,7 @@ class Implicit(Honest, dist.TorchDistribution):
             c = c.reshape(n, self.context.shape[-1])
         options: dict[str, Any] = {}
         if self.truncation is not None:
-            if self._takes_truncation():
+            if takes_truncation(self.generator):
                 options["truncation"] = self.truncation
             else:
                 flat = self._truncated(flat)

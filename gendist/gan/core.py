@@ -3,7 +3,6 @@ r"""The GAN as a recipe: a generator and a critic whose call builds the :class:`
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +15,7 @@ from torch.distributions import Distribution, constraints
 
 from gendist._checks import check_context, check_integer, check_number, check_shape, check_value
 from gendist._recipes import Recorded
-from gendist.distributions.implicit import Implicit
+from gendist.distributions.implicit import Implicit, takes_truncation
 from gendist.distributions.lazy import LazyDistribution
 from gendist.inference.ema import EMA
 from gendist.inference.gan import GAN_LOSSES, gan_objectives
@@ -74,10 +73,7 @@ class Pushforward(nn.Module):
     @property
     def takes_truncation(self) -> bool:
         r"""Whether the network truncates itself (a style generator, in :math:`W`): read by :class:`Implicit`."""
-        try:
-            return "truncation" in inspect.signature(self.net.forward).parameters
-        except (TypeError, ValueError):
-            return False
+        return takes_truncation(self.net)
 
     def forward(self, z: Tensor, c: Tensor | None = None, **options: Any) -> Tensor:
         x = self.net(z, c, **options)
