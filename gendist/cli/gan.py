@@ -202,9 +202,8 @@ class GANs(Family):
         g = torch.Generator().manual_seed(seed)
         scores: dict[str, Any] = {"c2st": classifier_two_sample_test(fake[:n], real, generator=g).statistic}
         scores.update(prdc(real, fake[:n], k=5)._asdict())
-        density = densities.get(data.name) if data.kind == "density" else None
-        if density is not None and hasattr(density(), "centres"):
-            d = density()
+        d = densities[data.name]() if data.kind == "density" else None
+        if d is not None and hasattr(d, "centres"):
             cover = mode_coverage(fake, d.centres.to(fake), d.std)
             scores.update(modes=cover.modes, of_modes=len(d.centres), high_quality=cover.high_quality)
         return scores
