@@ -12,6 +12,7 @@ RNG) of torch or Pyro.
 
 from gendist import (
     autoregressive,
+    bayes,
     data,
     diffusion,
     distributions,
@@ -29,6 +30,7 @@ from gendist import (
     transforms,
 )
 from gendist import config as config  # the top floor below the command line: it reads every family's recipes
+from gendist.bayes import AutoFlow
 from gendist.config import from_config
 from gendist.distributions import (
     Autoregressive,
@@ -47,6 +49,7 @@ from gendist.distributions import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoFlow",
     "Autoregressive",
     "Diffusion",
     "EnergyBased",
@@ -59,6 +62,7 @@ __all__ = [
     "LazyTransform",
     "VQVAEDistribution",
     "autoregressive",
+    "bayes",
     "config",
     "data",
     "diffusion",

@@ -26,7 +26,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("nn", "samplers", "inference"),
     ("distributions",),
     ("flows", "autoregressive", "diffusion", "ebm", "gan", "data"),
-    ("latent", "interop"),
+    ("latent", "interop", "bayes"),
     ("config", "testing", "plots"),
     ("cli", "__main__"),
 ]
