@@ -1,5 +1,7 @@
 """Deep priors: gendist models fitted to samples, used as fixed priors in Pyro models (gendist.bayes.prior)."""
 
+import pickle
+
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -309,6 +311,14 @@ def test_bad_input():
         Prior(MADE(2, Normal(), hidden=(4,)), compile="eager")
     with pytest.raises(ValueError, match="fixed_noise"):
         Prior(MAF(2), fixed_noise=-1)
+
+
+def test_prior_pickles():
+    prior = Prior(MAF(3, transforms=2, hidden=(8,), activation=nn.LeakyReLU))
+    again = pickle.loads(pickle.dumps(prior))
+    x = torch.randn(4, 3)
+    assert again.fused
+    torch.testing.assert_close(again.log_prob(x), prior.log_prob(x))
 
 
 def test_a_built_distribution_is_used_as_given():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -41,6 +42,8 @@ from gendist.transforms.base import Compose, Inverse, inv_and_ladj
 __all__ = ["FusedFlow", "compile_flow", "fused_log_prob"]
 
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.SiLU)
+_threshold_back = torch.ops.aten.threshold_backward.default
+_sigmoid_back = torch.ops.aten.sigmoid_backward.default
 
 
 class _Net:
@@ -62,9 +65,8 @@ class _Net:
         if isinstance(act, nn.ReLU):
             self.act, self.act_back = torch.relu, _relu_back
         elif isinstance(act, nn.LeakyReLU):
-            slope = act.negative_slope
-            self.act = lambda a: F.leaky_relu(a, slope)  # noqa: E731
-            self.act_back = lambda g, a: torch.ops.aten.leaky_relu_backward(g, a, slope, False)  # noqa: E731
+            self.act = partial(F.leaky_relu, negative_slope=act.negative_slope)
+            self.act_back = partial(_leaky_back, slope=act.negative_slope)
         elif isinstance(act, nn.Tanh):
             self.act, self.act_back = torch.tanh, _tanh_back
         else:
@@ -112,7 +114,11 @@ def _addmm(add: Tensor, g: Tensor, w: Tensor) -> Tensor:
 
 
 def _relu_back(g: Tensor, a: Tensor) -> Tensor:
-    return torch.ops.aten.threshold_backward(g, a, 0)
+    return _threshold_back(g, a, 0)
+
+
+def _leaky_back(g: Tensor, a: Tensor, slope: float) -> Tensor:
+    return torch.ops.aten.leaky_relu_backward.default(g, a, slope, False)
 
 
 def _tanh_back(g: Tensor, a: Tensor) -> Tensor:
@@ -217,11 +223,44 @@ class _ConditionerStep(_Step):
         else:  # u = (x - m) e^{-s}: du/dm = -e^{-s}, du/ds = -u, dld/ds = -1
             gs = torch.addcmul(-self.one, gub, ub, value=-1)
             gm = -gxb
-        gr = torch.ops.aten.sigmoid_backward(gs, sg)  # times 2a: folded into scale_w_back
+        gr = _sigmoid_back(gs, sg)  # times 2a: folded into scale_w_back
         gh = _addmm(_mm(gm, self.shift_w), gr, self.scale_w_back)
         if idx is None:
             return net.backward(hidden, gh, gxb)
         return _put(gu, idx[1], gxb).index_add(-1, idx[0], net.backward(hidden, gh, None))
+
+
+class _MADEAffineReLU(_ConditionerStep):
+    r"""The common case of :class:`_ConditionerStep`, written tight: an unconditional MADE with ReLU hidden
+    layers and an affine map, on matrices (the dispatch of each tensor operation is most of the cost here)."""
+
+    def __init__(self, net: nn.Module, univariate: Any, n: int) -> None:
+        super().__init__(net, univariate, None, n, None)
+        self.layers = list(zip(self.net.w_t, self.net.biases))
+        self.w_back = list(reversed(self.net.weights[1:]))
+        self.w0 = self.net.weights[0]
+        self.two_a = 2 * self.a
+
+    def forward(self, x: Tensor, grad: bool) -> tuple[Tensor, Tensor, bool, Any]:
+        hs = []
+        h = x
+        for w_t, b in self.layers:
+            h = torch.addmm(b, h, w_t).relu_()
+            hs.append(h)
+        m = torch.addmm(self.shift_b, h, self.shift_w_t)
+        sg = torch.addmm(self.scale_b, h, self.scale_w_t).sigmoid_()
+        s = torch.add(self.minus_a, sg, alpha=self.two_a)
+        es = s.exp()
+        return torch.addcmul(m, x, es), s, True, (hs, x, sg, es)
+
+    def backward(self, saved: Any, gu: Tensor) -> Tensor:
+        hs, x, sg, es = saved
+        gxb = gu * es
+        gr = _sigmoid_back(torch.addcmul(self.one, gxb, x), sg)
+        g = torch.addmm(torch.mm(gu, self.shift_w), gr, self.scale_w_back)
+        for w, h in zip(self.w_back, reversed(hs[1:])):  # ReLU's derivative read off its output
+            g = torch.mm(_threshold_back(g, h, 0), w)
+        return torch.addmm(gxb, _threshold_back(g, hs[0], 0), self.w0)
 
 
 def _put(x: Tensor, idx: Tensor, values: Tensor) -> Tensor:
@@ -311,7 +350,7 @@ class FusedFlow:
     def __init__(self, steps: list[_Step], base: Any, batch_shape: torch.Size, event_shape: torch.Size) -> None:
         self.steps, self.base = steps, base
         self.batch_shape, self.event_shape = batch_shape, event_shape
-        self.hand_written = sum(isinstance(s, _ConditionerStep) for s in steps)
+        self.hand_written = sum(isinstance(s, _ConditionerStep) for s in steps)  # _MADEAffineReLU included
         self.generic = sum(len(s.parts) for s in steps if isinstance(s, _GenericStep))
 
     def value_and_grad(self, x: Tensor, grad: bool = True) -> tuple[Tensor, Tensor | None]:
@@ -376,13 +415,17 @@ def _device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _conditioner_step(t: _TorchTransform) -> _ConditionerStep | None:
-    r"""A hand-written step for ``t`` (a base-to-data transform of the flow), or None."""
+def _conditioner_step(t: _TorchTransform, flat: bool) -> _ConditionerStep | None:
+    r"""A hand-written step for ``t`` (a base-to-data transform of the flow), or None; ``flat``: the flow has no
+    batch shape, so values reach it as matrices."""
     if isinstance(t, Inverse) and isinstance(t._inv, Autoregressive):  # MAF orientation: the data-to-base pass
         meta = t._inv.meta
         made, univariate = getattr(meta, "made", None), getattr(meta, "univariate", None)
         if (isinstance(made, MaskedMLP) and made.direct is None and made.orders == 1 and made.inputs == 1
                 and isinstance(univariate, (Affine, Additive)) and isinstance(made.activation, _ACTIVATIONS)):
+            if (flat and meta.c is None and isinstance(univariate, Affine) and isinstance(made.activation, nn.ReLU)
+                    and len(made.layers) > 1):
+                return _MADEAffineReLU(made, univariate, made.features)
             return _ConditionerStep(made, univariate, meta.c, made.features, None)
     if isinstance(t, Coupling):  # the log-density inverts it: one pass
         meta = t.meta
@@ -404,7 +447,7 @@ def compile_flow(d: Flow) -> FusedFlow | None:
     steps: list[_Step] = []
     pending: list[_TorchTransform] = []
     for t in reversed(d.transforms):  # data to base
-        step = _conditioner_step(t)
+        step = _conditioner_step(t, not d.batch_shape)
         if step is None:
             pending.insert(0, t)
             continue

@@ -93,7 +93,8 @@ class Prior(Honest, TorchDistribution):
         support: the support the model's site needs: a ``ValueError`` naming both if the prior's differs.
         fused: use the hand-differentiated pass for flows.
         compile: ``torch.compile`` a flow's log-density (and, through it, its gradient) at its first use with
-            each value shape: ``True`` for the default backend, or a backend's name. It pays off where the
+            each value shape, for values that need a gradient (NUTS/HMC, SVI): ``True`` for the default
+            backend, or a backend's name. It pays off where the
             hand-differentiated pass leaves much to autograd (spline flows: about 5 times faster per
             evaluation, after tens of seconds of compilation); a MAF or RealNVP gains nothing over ``fused``.
         copy: snapshot the module (True) or freeze it in place (False).
@@ -173,13 +174,21 @@ class Prior(Honest, TorchDistribution):
         return bool(self.distribution.has_enumerate_support)
 
     @property
+    def mean(self) -> Tensor:
+        return self.distribution.mean
+
+    @property
+    def variance(self) -> Tensor:
+        return self.distribution.variance
+
+    @property
     def log_prob_kind(self) -> LogProbKind:  # type: ignore[override]
         r"""What ``log_prob`` is: ``"exact"``, ``"bound"``, ``"estimate"`` or ``"unnormalized"``."""
         return self._kind  # type: ignore[return-value]
 
     @property
     def fused(self) -> bool:
-        r"""Whether ``log_prob`` runs the compiled pass (flows over vectors)."""
+        r"""Whether ``log_prob`` runs the hand-differentiated pass (flows over vectors)."""
         return self._fused is not None
 
     @property
@@ -223,7 +232,9 @@ class Prior(Honest, TorchDistribution):
             )
         if self._validate_args:
             self._validate_sample(value)
-        program = self._fused if self._fused is not None else self._compiled
+        program = self._fused
+        if program is None and self._compiled is not None and value.requires_grad and torch.is_grad_enabled():
+            program = self._compiled  # compiled for gradients only: a rare call without one runs as it is
         if program is not None:
             inside = None if self._real or torch.compiler.is_compiling() else self.distribution.support.check(value)
             if inside is not None and not bool(inside.all()):  # density 0 outside: score a point inside instead
@@ -412,11 +423,14 @@ def _seeded(seed: int, like: Tensor) -> Iterator[None]:
         yield
 
 
+_MCMC = ("pyro.infer.mcmc", "gendist.samplers.mcmc")
+
+
 def _under_mcmc() -> bool:
-    r"""Whether Pyro's HMC/NUTS machinery (``pyro.infer.mcmc``) is on the call stack."""
+    r"""Whether an MCMC sampler's machinery (Pyro's HMC/NUTS, gendist's samplers) is on the call stack."""
     frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_globals.get("__name__", "").startswith("pyro.infer.mcmc"):
+        if frame.f_globals.get("__name__", "").startswith(_MCMC):
             return True
         frame = frame.f_back
     return False
