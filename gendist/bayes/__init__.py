@@ -1,7 +1,8 @@
 r"""Bayesian inference in Pyro with gendist models: flow autoguides, amortized guides, deep priors, NeuTra."""
 
+from gendist.bayes.amortized import AutoAmortizedFlow
 from gendist.bayes.autoflow import AutoFlow, identity_init
 from gendist.bayes.neutra import NeuTraModel
 from gendist.bayes.svi import svi
 
-__all__ = ["AutoFlow", "NeuTraModel", "identity_init", "svi"]
+__all__ = ["AutoAmortizedFlow", "AutoFlow", "NeuTraModel", "identity_init", "svi"]

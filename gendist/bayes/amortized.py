@@ -263,7 +263,7 @@ class AutoAmortizedFlow(AutoGuide):
             head.weight.zero_()
             head.bias.copy_(init.to(like))
         self.head = head
-        self.flow = _identity(self._build_flow(d, features).to(like))
+        self.flow = identity_init(self._build_flow(d, features).to(like))
 
     def _build_encoder(self, width: int, like: Tensor) -> nn.Module | None:
         spec = self._encoder_spec
@@ -723,25 +723,3 @@ def _in_plate(site: dict, plate: str) -> bool:
 
 def _softplus_inv(y: float) -> float:
     return y + math.log(-math.expm1(-y))
-
-
-class _AtZeroContext(nn.Module):
-    r"""A conditional flow seen as unconditional (at a zero context), so :func:`identity_init` can check it."""
-
-    def __init__(self, flow: FlowModule) -> None:
-        super().__init__()
-        self.inner = flow
-        self.features = flow.features
-
-    @property
-    def transforms(self) -> nn.ModuleList:
-        return self.inner.transforms
-
-    def forward(self) -> Flow:
-        like = next(iter(self.inner.parameters()), torch.empty(0))
-        return self.inner(torch.zeros(self.inner.context, dtype=like.dtype, device=like.device))
-
-
-def _identity(flow: FlowModule) -> FlowModule:
-    identity_init(_AtZeroContext(flow))
-    return flow

@@ -38,7 +38,8 @@ def identity_init(flow: FlowModule) -> FlowModule:
     Affine, additive and spline layers all map zero parameters to the identity,
     so the flow starts as :math:`f(z) = z` and learns away from it (the
     initialisation of Glow's last layers). Fixed layers (permutations, ...) are
-    kept. Returns ``flow``; a layer this cannot reach is reported by a warning.
+    kept. A conditional flow starts as the identity at every context. Returns
+    ``flow``; a layer this cannot reach is reported by a warning.
 
     Example:
         >>> flow = identity_init(IAF(3, transforms=2))
@@ -59,8 +60,10 @@ def identity_init(flow: FlowModule) -> FlowModule:
                 if linear.bias is not None:
                     linear.bias.zero_()
     with torch.no_grad():
-        z = torch.randn(8, flow.features, generator=torch.Generator().manual_seed(0)).to(_tensor_of(flow))
-        x, ladj = call_and_ladj(flow().transform, z)
+        like = _tensor_of(flow)
+        z = torch.randn(8, flow.features, generator=torch.Generator().manual_seed(0)).to(like)
+        c = torch.zeros(8, flow.context, dtype=like.dtype, device=like.device) if flow.context else None
+        x, ladj = call_and_ladj(flow(c).transform, z)
         isometry = torch.allclose(x.norm(dim=-1), z.norm(dim=-1), atol=1e-4) and bool(ladj.abs().max() < 1e-4)
     if not isometry:
         warnings.warn(
