@@ -1,6 +1,10 @@
 """Deep priors: gendist models fitted to samples, used as fixed priors in Pyro models (gendist.bayes.prior)."""
 
+import importlib.util
+import json
 import pickle
+import sys
+from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
@@ -358,3 +362,28 @@ def test_prior_on_cuda_in_float64():
     want, g_want = _grad_log_prob(prior.distribution.log_prob, x)
     torch.testing.assert_close(lp.detach(), want)
     torch.testing.assert_close(g, g_want)
+
+
+def test_benchmark_runs_and_resumes(tmp_path):
+    spec = importlib.util.spec_from_file_location("prior_nuts", Path(__file__).parents[1] / "benchmarks/prior_nuts.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["prior_nuts"] = bench
+    spec.loader.exec_module(bench)
+    out = tmp_path / "r.json"
+    argv = ["--dims", "2", "--flows", "maf", "--transforms", "1", "--hidden", "4", "--fit-samples", "200",
+            "--fit-epochs", "1", "--evals", "2", "--repeats", "1", "--priors", "gaussian", "before", "prior",
+            "--nuts-priors", "gaussian", "prior", "--samples", "10", "--warmup", "5", "--nuts-repeats", "1",
+            "--out", str(out), "--cache", str(tmp_path / "cache")]
+    threads = torch.get_num_threads()
+    try:
+        results = bench.main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    (entry,) = results.values()
+    assert set(entry["ratio_to_gaussian"]) == {"gaussian", "before", "prior"} and entry["fused"]
+    assert entry["nuts"]["prior"]["model_executions"] > 0 and "mean_error_in_sd" in entry["nuts"]["prior"]
+    assert json.loads(out.read_text()) == json.loads(json.dumps(results))
+    try:
+        assert bench.main(argv) == json.loads(out.read_text())  # resumed: the entry is not recomputed
+    finally:
+        torch.set_num_threads(threads)
