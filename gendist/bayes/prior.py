@@ -13,7 +13,7 @@ r"""Deep priors: a gendist model fitted to samples, used as a fixed prior inside
 A :class:`Prior` snapshots the module (a deep copy in ``eval()`` mode, its parameters frozen: SVI does not
 train them, since it is never registered with ``pyro.module``), builds its distribution once, and keeps that
 distribution's ``support``, ``batch_shape``, ``event_shape`` and honest ``log_prob_kind``. A flow's
-``log_prob`` then runs a compiled pass that returns the log-density and its gradient in the value together
+``log_prob`` then runs a hand-differentiated pass that returns the log-density and its gradient in the value together
 (:mod:`gendist.bayes._fused`): what NUTS asks for at every leapfrog step.
 
 What each family's ``log_prob`` is, and what MCMC can use:
@@ -74,7 +74,7 @@ class Prior(Honest, TorchDistribution):
 
     ``log_prob`` is the model's own, stated by ``log_prob_kind`` (see the module's table):
 
-    - flows: exact, through a compiled pass that computes the log-density and its gradient in the value
+    - flows: exact, through a hand-differentiated pass that computes the log-density and its gradient in the value
       together (``fused=False``: the flow's own ``log_prob``); ``fused`` says which runs;
     - a VAE's is random at every call (``stochastic``): NUTS/HMC refuse it (:class:`StochasticLogProb`)
       unless ``fixed_noise`` makes it a deterministic function of the value;
@@ -375,7 +375,7 @@ def _is_real(c: constraints.Constraint) -> bool:
 
 
 def _compile(d: Distribution) -> FusedFlow | None:
-    r"""The fused pass of a flow, checked against its own ``log_prob`` on a few draws (None: not a flow)."""
+    r"""A flow's hand-differentiated pass, checked against its own ``log_prob`` on a few draws (None: not a flow)."""
     fused = compile_flow(d)
     if fused is None:
         return None
@@ -389,9 +389,9 @@ def _compile(d: Distribution) -> FusedFlow | None:
     tol = 1e-3 if x.dtype in (torch.float16, torch.bfloat16) else 1e-4
     ok = torch.allclose(got, want.detach(), rtol=tol, atol=tol) and torch.allclose(
         g_got.sum_to_size(x.shape), g_want, rtol=tol, atol=tol * (1 + float(g_want.abs().max())))
-    if not ok:  # a layer changed under the compiled pass: keep the flow's own log_prob
-        warnings.warn(f"Prior: the compiled pass of this {type(d).__name__} disagrees with its log_prob; using "
-                      "log_prob (slower under NUTS)", RuntimeWarning, stacklevel=3)
+    if not ok:  # a layer changed under the hand-written pass: keep the flow's own log_prob
+        warnings.warn(f"Prior: the hand-differentiated pass of this {type(d).__name__} disagrees with its "
+                      "log_prob; using log_prob (slower under NUTS)", RuntimeWarning, stacklevel=3)
         return None
     return fused
 
