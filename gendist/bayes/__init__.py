@@ -3,6 +3,7 @@ r"""Bayesian inference in Pyro with gendist models: flow autoguides, amortized g
 from gendist.bayes.amortized import AutoAmortizedFlow
 from gendist.bayes.autoflow import AutoFlow, identity_init
 from gendist.bayes.neutra import NeuTraModel
+from gendist.bayes.prior import Prior, StochasticLogProb
 from gendist.bayes.svi import svi
 
-__all__ = ["AutoAmortizedFlow", "AutoFlow", "NeuTraModel", "identity_init", "svi"]
+__all__ = ["AutoAmortizedFlow", "AutoFlow", "NeuTraModel", "Prior", "StochasticLogProb", "identity_init", "svi"]
