@@ -12,14 +12,17 @@ Then, for each (posterior, guide, seed) cell:
 - ``elbo``: :math:`\mathbb{E}_q[\log p(x, z) - \log q(z)]` estimated with ``--elbo-particles`` = 2000 fresh
   draws (its Monte Carlo standard error beside it); where the evidence is known (funnel, banana, mixture:
   :math:`\log Z = 0`), ``kl`` :math:`= \log Z - \mathrm{ELBO} = \mathrm{KL}(q \,\|\, p)`;
-- ``sec_per_step``: the SVI loop's wall time over its steps (the first step, which builds the guide, left out);
+- ``sec_per_step`` (the table's ms / step and its ratio to ``iaf3``): measured apart from the training runs, all
+  guides of a posterior interleaved (:func:`speed`: 7 rounds of 30 steps each, in a fresh random order every
+  round, after 20 warm-up steps; the median over rounds, and the median of the per-round ratios to ``iaf3``), so
+  that the load of a shared machine hits all alike; each cell also keeps its own training loop's time;
 - funnel only: ``p_neck`` :math:`= P_q(v < -3)` from 20,000 guide draws, against the exact
   :math:`\Phi(-1) = 0.1587`.
 
 Two budgets (``--budgets``): ``steps`` (every guide ``--steps`` steps) and ``wall`` (every guide the wall time
-that ``AutoIAFNormal(num_transforms=3)`` took for ``--steps`` steps on that posterior and seed: a guide that
-took ``s`` seconds per step in its ``steps`` cell runs ``round(budget / s)`` steps, with the same schedule spread
-over them). The row ``reference`` is the C2ST of two independent sets of reference draws: the floor.
+that ``AutoIAFNormal(num_transforms=3)`` takes for ``--steps`` steps on that posterior: a guide whose step takes
+``r`` times ``iaf3``'s runs ``round(steps / r)`` steps, the same schedule spread over them). The row
+``reference`` is the C2ST of two independent sets of reference draws: the floor.
 
 The guides (``--guides``; :data:`GUIDES`), all with the same initialization where they take one
 (``init_to_median``, the default of ``AutoMultivariateNormal`` and ``AutoFlow``; ``AutoNormal``'s own default is
@@ -71,8 +74,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -340,6 +345,25 @@ def _autoflow(model: Model, **kwargs: Any) -> Any:
     return AutoFlow(model, init_loc_fn=init_to_median, **kwargs)
 
 
+def _iaf(d: int, **kwargs: Any) -> Any:
+    from gendist.flows import IAF
+
+    return IAF(d, **{"transforms": 3, **kwargs})
+
+
+def _nsf(d: int, **kwargs: Any) -> Any:
+    from gendist.flows import NSF
+
+    return NSF(d, **{"transforms": 3, "fast": "sample", **kwargs})
+
+
+def _iaf_lu(d: int) -> Any:
+    r"""AutoFlow's default IAF followed by a learned full-rank linear map (``LU``, identity at the start)."""
+    from gendist.flows import LU, FlowModule
+
+    return FlowModule([*_iaf(d, hidden=(max(3 * d + 1, 32),)).transforms, LU(d)], d)
+
+
 GUIDES: dict[str, Callable[[Model], Any]] = {
     "normal": lambda m: AutoNormal(m, init_loc_fn=init_to_median, init_scale=0.1),
     "mvn": lambda m: AutoMultivariateNormal(m, init_loc_fn=init_to_median, init_scale=0.1),
@@ -347,7 +371,18 @@ GUIDES: dict[str, Callable[[Model], Any]] = {
     "iaf3": lambda m: AutoIAFNormal(m, num_transforms=3),
     "spline": lambda m: AutoNormalizingFlow(m, functools.partial(iterated, 3, spline_autoregressive)),
     "autoflow": _autoflow,
+    # AutoFlow variants (not in the default list): what a different flow or start does
+    "autoflow_scale1": lambda m: _autoflow(m, init_scale=1.0),
+    "autoflow_t5": lambda m: _autoflow(m, transforms=5),
+    "autoflow_randperm": lambda m: _autoflow(m, randperm=True),
+    "autoflow_wide": lambda m: _autoflow(m, flow=lambda d: _iaf(d, hidden=(10 * d, 10 * d))),
+    "autoflow_nsf": lambda m: _autoflow(m, flow=lambda d: _nsf(d, hidden=(max(3 * d + 1, 32),))),
+    "autoflow_nsf_wide": lambda m: _autoflow(m, flow=lambda d: _nsf(d, hidden=(10 * d, 10 * d), bound=3.0)),
+    "autoflow_scale1_t5": lambda m: _autoflow(m, init_scale=1.0, transforms=5),
+    "autoflow_lu": lambda m: _autoflow(m, flow=_iaf_lu),
+    "autoflow_scale1_lu": lambda m: _autoflow(m, flow=_iaf_lu, init_scale=1.0),
 }
+DEFAULT_GUIDES = ("normal", "mvn", "iaf1", "iaf3", "spline", "autoflow")
 GUIDE_LABELS = {
     "normal": "Pyro AutoNormal",
     "mvn": "Pyro AutoMultivariateNormal",
@@ -364,6 +399,13 @@ def autoflow_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def autoflow_fingerprint() -> str:
+    r"""The SHA-1 of ``gendist/bayes/autoflow.py``'s text: which version of AutoFlow a cell measured."""
+    import gendist.bayes.autoflow as module
+
+    return hashlib.sha1(Path(module.__file__).read_bytes()).hexdigest()[:12]
 
 
 # -- one cell -----------------------------------------------------------------------------------------------------
@@ -395,18 +437,90 @@ def guide_draws(post: Posterior, guide: Any, n: int) -> tuple[Tensor, Tensor]:
     return values, log_w
 
 
-def train(post: Posterior, guide_name: str, steps: int, seed: int, args: argparse.Namespace) -> tuple[Any, dict]:
-    r"""A fresh guide trained by SVI for ``steps`` steps; its timings and final loss."""
-    pyro.clear_param_store()
-    pyro.set_rng_seed(seed)
+def make_svi(post: Posterior, guide_name: str, steps: int, args: argparse.Namespace) -> tuple[Any, SVI, float]:
+    r"""A fresh guide and its SVI: every guide the same objective, optimizer and schedule; and the decay ``lrd``."""
     guide = GUIDES[guide_name](post.model)
     lrd = (args.lr_final / args.lr) ** (1 / steps)
     optim = pyro.optim.ClippedAdam({"lr": args.lr, "lrd": lrd, "clip_norm": 10.0})
     elbo = Trace_ELBO(num_particles=args.particles, vectorize_particles=True,
                       max_plate_nesting=post.max_plate_nesting)
-    svi = SVI(post.model, guide, optim, elbo)
+    return guide, SVI(post.model, guide, optim, elbo), lrd
+
+
+def _sync(args: argparse.Namespace) -> Callable[[], None]:
+    return torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+
+
+def speed(post: Posterior, guides: list[str], args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    r"""Seconds per SVI step of each guide, measured interleaved so that the machine's load hits all alike.
+
+    Every guide is built and warmed up (``--speed-warmup`` steps) in its own parameter store; then
+    ``--speed-rounds`` rounds each run ``--speed-steps`` steps of every guide in a fresh random order. Per guide:
+    the median over rounds of its seconds per step, and the median over rounds of its time divided by
+    ``WALL_GUIDE``'s in the same round (a paired ratio, steadier than a ratio of medians).
+    """
+    names = list(dict.fromkeys([WALL_GUIDE, *guides]))
+    store = pyro.get_param_store()
+    states, svis = {}, {}
+    sync = _sync(args)
+    with torch.device(device):
+        for name in names:
+            with store.scope() as state:
+                pyro.set_rng_seed(0)
+                _, svis[name], _ = make_svi(post, name, args.steps, args)
+                for _ in range(args.speed_warmup):
+                    svis[name].step()
+            states[name] = state
+        times: dict[str, list[float]] = {name: [] for name in names}
+        g = torch.Generator().manual_seed(0)
+        for _ in range(args.speed_rounds):
+            for i in torch.randperm(len(names), generator=g).tolist():
+                with store.scope(states[names[i]]):
+                    sync()
+                    start = time.perf_counter()
+                    for _ in range(args.speed_steps):
+                        svis[names[i]].step()
+                    sync()
+                    times[names[i]].append((time.perf_counter() - start) / args.speed_steps)
+    ref = times[WALL_GUIDE]
+    return {name: {"sec_per_step": statistics.median(t),
+                   "ratio": statistics.median(a / b for a, b in zip(t, ref, strict=True))}
+            for name, t in times.items()}
+
+
+def speeds(post: Posterior, guides: list[str], args: argparse.Namespace, device: torch.device, out: Path
+           ) -> dict[str, Any]:
+    r"""The saved speeds of ``post`` (``OUT/<posterior>/speed.json``), the guides missing measured (with
+    ``WALL_GUIDE`` again, for their paired ratio) and saved."""
+    path = out / post.name / "speed.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    key = {**settings(args), "steps": args.speed_steps, "rounds": args.speed_rounds}
+    if saved.get("settings") != key:
+        saved = {"settings": key, "guides": {}}
+    if args.force:  # measure the guides asked for again, keep the others'
+        saved["guides"] = {g: m for g, m in saved["guides"].items() if g not in guides}
+    missing = [g for g in guides if g not in saved["guides"]]
+    if missing:
+        start = time.perf_counter()
+        measured = speed(post, missing, args, device)
+        if WALL_GUIDE in saved["guides"]:  # measured again only as the others' yardstick
+            measured.pop(WALL_GUIDE)
+        saved["guides"].update(measured)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(saved, indent=1))
+        print(f"{post.name:20s} speed: " + ", ".join(f"{g} {1e3 * m['sec_per_step']:.2f} ms ({m['ratio']:.2f})"
+                                                      for g, m in measured.items())
+              + f" ({time.perf_counter() - start:.0f} s)", flush=True)
+    return saved["guides"]
+
+
+def train(post: Posterior, guide_name: str, steps: int, seed: int, args: argparse.Namespace) -> tuple[Any, dict]:
+    r"""A fresh guide trained by SVI for ``steps`` steps; its timings and final loss."""
+    pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+    guide, svi, lrd = make_svi(post, guide_name, steps, args)
     losses: list[float] = []
-    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    sync = _sync(args)
     start = time.perf_counter()
     for i in range(steps):
         if i == 1:  # the first step builds the guide's parameters: left out of the timing
@@ -467,6 +581,8 @@ def run_cell(post: Posterior, guide_name: str, seed: int, budget: str, steps: in
     r"""Train one guide for ``steps`` steps and evaluate it; a failure (NaN loss, an error) is recorded, not raised."""
     cell: dict[str, Any] = {"posterior": post.name, "guide": guide_name, "seed": seed, "budget": budget,
                             "settings": settings(args)}
+    if guide_name.startswith("autoflow"):  # which AutoFlow made the numbers (it is being developed)
+        cell["autoflow_sha1"] = autoflow_fingerprint()
     with torch.device(device):
         try:
             guide, info = train(post, guide_name, steps, seed, args)
@@ -480,26 +596,25 @@ def run_cell(post: Posterior, guide_name: str, seed: int, budget: str, steps: in
 
 
 def cell(post: Posterior, guide_name: str, seed: int, budget: str, args: argparse.Namespace, device: torch.device,
-         out: Path) -> dict[str, Any]:
-    r"""One (posterior, guide, seed, budget) cell, loaded when saved with the same settings, else run and saved."""
-    if budget == "steps":
-        steps = args.steps
-    else:  # the wall-time budget: WALL_GUIDE's time for --steps steps, at this guide's own seconds per step
-        ref = cell(post, WALL_GUIDE, seed, "steps", args, device, out)
-        own = cell(post, guide_name, seed, "steps", args, device, out)
-        if "failed" in ref or "failed" in own:
-            return {**own, "budget": "wall", "failed": own.get("failed") or f"{WALL_GUIDE} failed"}
-        steps = max(1, round(ref["svi_seconds"] / own["sec_per_step"]))
-        if guide_name == WALL_GUIDE or steps == args.steps:
-            return {**own, "budget": "wall", "wall_budget": ref["svi_seconds"]}
+         out: Path, speed_of: dict[str, Any] | None = None) -> dict[str, Any]:
+    r"""One (posterior, guide, seed, budget) cell, loaded when saved with the same settings, else run and saved.
+
+    Under ``budget="wall"`` the guide runs ``round(steps / ratio)`` steps, ``ratio`` its interleaved seconds per
+    step over ``WALL_GUIDE``'s (``speed_of``, from :func:`speeds`): ``WALL_GUIDE``'s time for ``--steps`` steps.
+    """
+    steps = args.steps
+    if budget == "wall":
+        if speed_of is None:
+            raise ValueError("a wall-time cell needs the guides' speeds (speed_of)")
+        steps = max(1, round(args.steps / speed_of[guide_name]["ratio"]))
+        if steps == args.steps:  # the same run as the steps budget's
+            return {**cell(post, guide_name, seed, "steps", args, device, out), "budget": "wall"}
     path = cell_path(out, post.name, guide_name, seed, budget, args.steps)
     saved = load_cell(path, args)
-    if saved is not None and (budget == "steps" or saved["steps"] == steps):
+    if saved is not None and saved["steps"] == steps:
         return saved
     start = time.perf_counter()
     result = run_cell(post, guide_name, seed, budget, steps, args, device)
-    if budget == "wall":
-        result["wall_budget"] = ref["svi_seconds"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     what = result.get("failed") or (f"C2ST {result['c2st']:.3f}, ELBO {result['elbo']:.3f}, "
@@ -531,8 +646,9 @@ def _fmt(values: list[float], digits: int = 3) -> str:
     return f"{m:.{digits}f}" if len(values) == 1 else f"{m:.{digits}f} ± {sd:.{digits}f}"
 
 
-def summarize(cells: list[dict[str, Any]], floors: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
-    r"""Per (posterior, guide): means and sds over seeds of each budget's numbers."""
+def summarize(cells: list[dict[str, Any]], floors: dict[str, list[float]], speed_of: dict[str, dict[str, Any]]
+              ) -> dict[str, dict[str, Any]]:
+    r"""Per (posterior, guide): means and sds over seeds of each budget's numbers, and the interleaved speed."""
     rows: dict[str, dict[str, Any]] = {}
     for c in cells:
         row = rows.setdefault(f"{c['posterior']}/{c['guide']}", {"posterior": c["posterior"], "guide": c["guide"]})
@@ -546,6 +662,7 @@ def summarize(cells: list[dict[str, Any]], floors: dict[str, list[float]]) -> di
                       "elbo": [c["elbo"] for c in ok], "sec_per_step": [c["sec_per_step"] for c in ok],
                       "steps": [c["steps"] for c in cs], "kl": [c["kl"] for c in ok if "kl" in c],
                       "p_neck": [c["p_neck"] for c in ok if "p_neck" in c]}
+        row["speed"] = speed_of.get(row["posterior"], {}).get(row["guide"])
     for name, fl in floors.items():
         rows[f"{name}/reference"] = {"posterior": name, "guide": "reference", "floor": fl}
     return rows
@@ -560,18 +677,17 @@ def table(rows: dict[str, dict[str, Any]], posteriors: list[str], guides: list[s
         if f"{p}/reference" in rows:
             lines.append(f"| {p} | reference vs reference | {_fmt(rows[p + '/reference']['floor'])} | | | | | "
                          f"{'0.159' if p == 'funnel' else ''} |")
-        ref_speed = rows.get(f"{p}/{WALL_GUIDE}", {}).get("steps", {}).get("sec_per_step", [])
         for gname in guides:
             row = rows.get(f"{p}/{gname}")
             if row is None:
                 continue
             s, w = row["steps"], row["wall"]
             fail = f" ({s['failed']} failed)" if s["failed"] else ""
-            steps_w = f" ({_fmt(w['steps'], 0)})" if w["steps"] else ""
-            speed = _mean_sd(s["sec_per_step"])[0] if s["sec_per_step"] else math.nan
-            ratio = f"{speed / _mean_sd(ref_speed)[0]:.2f}" if ref_speed and s["sec_per_step"] else "-"
+            steps_w = f" ({_fmt(w['steps'], 0) if len(set(w['steps'])) > 1 else w['steps'][0]})" if w["steps"] else ""
+            sp = row.get("speed") or {"sec_per_step": math.nan, "ratio": math.nan}
             lines.append(f"| {p} | {gname} | {_fmt(s['c2st'])}{fail} | {_fmt(w['c2st'])}{steps_w} | "
-                         f"{_fmt(s['elbo'], 2)} | {1e3 * speed:.2f} | {ratio} | {_fmt(s['p_neck'])} |")
+                         f"{_fmt(s['elbo'], 2)} | {1e3 * sp['sec_per_step']:.2f} | {sp['ratio']:.2f} | "
+                         f"{_fmt(s['p_neck'])} |")
     return "\n".join(lines)
 
 
@@ -618,7 +734,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default="runs/posteriors", help="one JSON per cell: OUT/<posterior>/<guide>/")
     p.add_argument("--posteriors", type=_list, default=list(POSTERIORS), help=f"comma list of {', '.join(POSTERIORS)}")
     p.add_argument("--guides", type=_list, default=None,
-                   help=f"comma list of {', '.join(GUIDES)} (default: all; autoflow when gendist.bayes has it)")
+                   help=f"comma list of {', '.join(GUIDES)} (default: {', '.join(DEFAULT_GUIDES)}; autoflow "
+                        "when gendist.bayes has it)")
     p.add_argument("--budgets", type=_list, default=list(BUDGETS), help="comma list of steps, wall")
     p.add_argument("--steps", type=int, default=1500, help="SVI steps of every guide (the 'steps' budget)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. SEEDS-1")
@@ -629,6 +746,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--c2st-steps", type=int, default=300, help="Adam steps per fold of the C2ST's classifier")
     p.add_argument("--elbo-particles", type=int, default=2000, help="draws of the final ELBO estimate")
     p.add_argument("--tail-draws", type=int, default=20000, help="draws of the funnel's P(v < -3)")
+    p.add_argument("--speed-rounds", type=int, default=7, help="interleaved timing rounds (seconds per step)")
+    p.add_argument("--speed-steps", type=int, default=30, help="SVI steps of each guide per timing round")
+    p.add_argument("--speed-warmup", type=int, default=20, help="SVI steps of each guide before the timing")
     p.add_argument("--reference-dir", default=str(REFERENCES), help="where the NUTS reference is cached")
     p.add_argument("--force-reference", action="store_true", help="run the logistic regression's NUTS again")
     p.add_argument("--nuts-chains", type=int, default=4)
@@ -643,7 +763,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     if args.guides is None:
-        args.guides = [g for g in GUIDES if g != "autoflow" or autoflow_available()]
+        args.guides = [g for g in DEFAULT_GUIDES if g != "autoflow" or autoflow_available()]
     bad = ([x for x in args.posteriors if x not in POSTERIORS] + [x for x in args.guides if x not in GUIDES]
            + [x for x in args.budgets if x not in BUDGETS])
     if bad:
@@ -671,20 +791,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     cells: list[dict[str, Any]] = []
     floors: dict[str, list[float]] = {}
-    order = [WALL_GUIDE] + [g for g in args.guides if g != WALL_GUIDE] if "wall" in args.budgets else args.guides
+    speed_of: dict[str, dict[str, Any]] = {}
     for pname in args.posteriors:
         post = POSTERIORS[pname](device, dtype, args)
         floors[pname] = [reference_floor(post, seed, args) for seed in range(args.seeds)]
+        speed_of[pname] = speeds(post, args.guides, args, device, out)
         for seed in range(args.seeds):
             for budget in args.budgets:
-                for gname in order:
-                    c = cell(post, gname, seed, budget, args, device, out)
-                    if gname in args.guides:
-                        cells.append(c)
-    rows = summarize(cells, floors)
+                for gname in args.guides:
+                    cells.append(cell(post, gname, seed, budget, args, device, out, speed_of[pname]))
+    rows = summarize(cells, floors, speed_of)
     text = table(rows, args.posteriors, args.guides)
-    summary = {"settings": settings(args), "steps": args.steps, "seeds": args.seeds, "rows": rows, "table": text,
-               "seconds": time.perf_counter() - start}
+    summary = {"settings": settings(args), "steps": args.steps, "seeds": args.seeds, "speed": speed_of, "rows": rows,
+               "table": text, "seconds": time.perf_counter() - start}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(summary, indent=1))
     (out / "table.md").write_text(text + "\n")

@@ -16,7 +16,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = ["--steps", "3", "--seeds", "1", "--draws", "40", "--elbo-particles", "16", "--tail-draws", "200",
-        "--c2st-steps", "3", "--nuts-chains", "2", "--nuts-samples", "80", "--nuts-warmup", "20", "--no-jit"]
+        "--c2st-steps", "3", "--speed-rounds", "2", "--speed-steps", "2", "--speed-warmup", "1",
+        "--nuts-chains", "2", "--nuts-samples", "80", "--nuts-warmup", "20", "--no-jit"]
 
 
 def _load(name: str) -> ModuleType:
@@ -52,10 +53,11 @@ def test_posteriors_tiny(tmp_path: Path) -> None:
         funnel = json.loads((out / "funnel" / "iaf3" / "seed0_steps3.json").read_text())
         assert 0 <= funnel["p_neck"] <= 1 and abs(funnel["p_neck_exact"] - 0.158655) < 1e-5
         assert funnel["kl"] == -funnel["elbo"]
-        # the wall budget: the guide's own seconds per step into iaf3's time
-        normal = json.loads((out / "funnel" / "normal" / "seed0_steps3.json").read_text())
-        wall = rows["funnel/normal"]["wall"]["steps"][0]
-        assert wall == max(1, round(funnel["svi_seconds"] / normal["sec_per_step"]))
+        # the wall budget: iaf3's time for --steps steps at the guide's interleaved speed
+        speed = json.loads((out / "funnel" / "speed.json").read_text())["guides"]
+        assert speed["iaf3"]["ratio"] == 1 and set(speed) == set(guides)
+        wall = rows["funnel/spline"]["wall"]["steps"][0]
+        assert wall == max(1, round(3 / speed["spline"]["ratio"])) and rows["funnel/spline"]["speed"] == speed["spline"]
         assert (refs / "posteriors_logistic.pt").is_file() and "| logistic | mvn |" in results["table"]
         assert (out / "table.md").read_text().strip() == results["table"]
 
