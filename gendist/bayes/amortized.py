@@ -25,7 +25,7 @@ from torch.distributions import biject_to, constraints
 
 from gendist._checks import check_integer, check_number
 from gendist.bayes.autoflow import AutoFlow, identity_init
-from gendist.bayes.svi import svi
+from gendist.bayes.svi import fit_guide
 from gendist.distributions.flow import Flow
 from gendist.flows.autoregressive import IAF
 from gendist.flows.core import FlowModule
@@ -636,9 +636,7 @@ class AutoAmortizedFlow(AutoGuide):
         Keyword arguments ``steps``, ``lr``, ``final_lr``, ``warm``, ``average``, ``particles``, ``elbo`` and
         ``clip_norm`` go to :func:`~gendist.bayes.svi`; everything else goes to the model.
         """
-        names = ("steps", "lr", "final_lr", "warm", "average", "particles", "elbo", "clip_norm")
-        options = {k: kwargs.pop(k) for k in names if k in kwargs}
-        return svi(self._original_model, self, *args, **options, **kwargs)
+        return fit_guide(self._original_model, self, args, kwargs)
 
 
 @dataclass(frozen=True)

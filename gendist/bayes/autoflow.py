@@ -19,7 +19,7 @@ from torch.distributions import biject_to
 
 from gendist._checks import check_integer, check_number
 from gendist.bayes.neutra import NeuTraModel
-from gendist.bayes.svi import svi
+from gendist.bayes.svi import fit_guide
 from gendist.distributions.flow import Flow
 from gendist.flows.autoregressive import IAF, MaskedAutoregressive
 from gendist.flows.core import FlowModule
@@ -295,9 +295,7 @@ class AutoFlow(AutoContinuous):
         Keyword arguments ``steps``, ``lr``, ``final_lr``, ``warm``, ``average``, ``particles``, ``elbo`` and
         ``clip_norm`` go to :func:`~gendist.bayes.svi`; everything else goes to the model.
         """
-        names = ("steps", "lr", "final_lr", "warm", "average", "particles", "elbo", "clip_norm")
-        options = {k: kwargs.pop(k) for k in names if k in kwargs}
-        return svi(self._original_model, self, *args, **options, **kwargs)
+        return fit_guide(self._original_model, self, args, kwargs)
 
 
 def _shapes_key(args: tuple, kwargs: dict) -> tuple:

@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from gendist._checks import check_integer, check_number
 
-__all__ = ["svi"]
+__all__ = ["svi", "fit_guide"]
 
 
 def svi(
@@ -105,3 +105,13 @@ def svi(
             if name in mean:
                 p.copy_(mean[name])
     return losses
+
+
+_OPTIONS = ("steps", "lr", "final_lr", "warm", "average", "particles", "elbo", "clip_norm")
+
+
+def fit_guide(model: Callable, guide: Callable, args: tuple, kwargs: dict) -> list[float]:
+    r"""An autoguide's ``fit``: :func:`svi`'s keyword options taken from ``kwargs``, the rest passed to the model."""
+    kwargs = dict(kwargs)
+    options = {k: kwargs.pop(k) for k in _OPTIONS if k in kwargs}
+    return svi(model, guide, *args, **options, **kwargs)
