@@ -24,9 +24,9 @@ that ``AutoIAFNormal(num_transforms=3)`` takes for ``--steps`` steps on that pos
 ``r`` times ``iaf3``'s runs ``round(steps / r)`` steps, the same schedule spread over them). The row
 ``reference`` is the C2ST of two independent sets of reference draws: the floor.
 
-The guides (``--guides``; :data:`GUIDES`), all with the same initialization where they take one
-(``init_to_median``, the default of ``AutoMultivariateNormal`` and ``AutoFlow``; ``AutoNormal``'s own default is
-``init_to_feasible``) and ``init_scale`` 0.1 (every one's default):
+The guides (``--guides``; :data:`GUIDES`). ``AutoNormal`` and ``AutoMultivariateNormal`` start from
+``init_to_median`` (``AutoMultivariateNormal``'s default; ``AutoNormal``'s own is ``init_to_feasible``) with
+``init_scale`` 0.1 (their default); ``AutoFlow`` runs with its own defaults (``init_to_feasible``, ``init_scale`` 1):
 
 - ``normal``: ``AutoNormal``; ``mvn``: ``AutoMultivariateNormal``;
 - ``iaf1``, ``iaf3``: ``AutoIAFNormal(num_transforms=1 | 3)`` (Pyro's default hidden layer, ``3 D + 1`` units;
@@ -339,10 +339,22 @@ POSTERIORS: dict[str, Callable[[torch.device, torch.dtype, argparse.Namespace], 
 
 
 # -- the guides ---------------------------------------------------------------------------------------------------
+_AUTOFLOW_SHA1: list[str] = []
+
+
 def _autoflow(model: Model, **kwargs: Any) -> Any:
+    r"""``AutoFlow(model, **kwargs)``; the first call notes which ``autoflow.py`` was imported."""
+    import gendist.bayes.autoflow as module
     from gendist.bayes import AutoFlow
 
-    return AutoFlow(model, init_loc_fn=init_to_median, **kwargs)
+    if not _AUTOFLOW_SHA1:
+        _AUTOFLOW_SHA1.append(hashlib.sha1(Path(module.__file__).read_bytes()).hexdigest()[:12])
+    return AutoFlow(model, **kwargs)
+
+
+def _variant(model: Model, scale: float, **kwargs: Any) -> Any:
+    r"""An AutoFlow variant: ``init_to_median`` and ``init_scale=scale`` spelled out, then ``kwargs``."""
+    return _autoflow(model, init_loc_fn=init_to_median, init_scale=scale, **kwargs)
 
 
 def _iaf(d: int, **kwargs: Any) -> Any:
@@ -364,35 +376,27 @@ def _iaf_lu(d: int) -> Any:
     return FlowModule([*_iaf(d, hidden=(max(3 * d + 1, 32),)).transforms, LU(d)], d)
 
 
+# every guide with its own defaults (what a user gets), but for the variants, which spell theirs out
 GUIDES: dict[str, Callable[[Model], Any]] = {
-    "normal": lambda m: AutoNormal(m, init_loc_fn=init_to_median, init_scale=0.1),
-    "mvn": lambda m: AutoMultivariateNormal(m, init_loc_fn=init_to_median, init_scale=0.1),
+    "normal": lambda m: AutoNormal(m),
+    "mvn": lambda m: AutoMultivariateNormal(m),
     "iaf1": lambda m: AutoIAFNormal(m, num_transforms=1),
     "iaf3": lambda m: AutoIAFNormal(m, num_transforms=3),
     "spline": lambda m: AutoNormalizingFlow(m, functools.partial(iterated, 3, spline_autoregressive)),
     "autoflow": _autoflow,
-    # AutoFlow variants (not in the default list): what a different flow or start does
-    "autoflow_scale1": lambda m: _autoflow(m, init_scale=1.0),
-    "autoflow_t5": lambda m: _autoflow(m, transforms=5),
-    "autoflow_randperm": lambda m: _autoflow(m, randperm=True),
-    "autoflow_wide": lambda m: _autoflow(m, flow=lambda d: _iaf(d, hidden=(10 * d, 10 * d))),
-    "autoflow_nsf": lambda m: _autoflow(m, flow=lambda d: _nsf(d, hidden=(max(3 * d + 1, 32),))),
-    "autoflow_nsf_wide": lambda m: _autoflow(m, flow=lambda d: _nsf(d, hidden=(10 * d, 10 * d), bound=3.0)),
-    "autoflow_scale1_t5": lambda m: _autoflow(m, init_scale=1.0, transforms=5),
-    "autoflow_lu": lambda m: _autoflow(m, flow=_iaf_lu),
-    "autoflow_scale1_lu": lambda m: _autoflow(m, flow=_iaf_lu, init_scale=1.0),
+    # AutoFlow variants (not in the default list): init_to_median, init_scale 0.1 (s01, AutoFlow's first default)
+    # or 1 (s1), and a different flow
+    "autoflow_s01": lambda m: _variant(m, 0.1),
+    "autoflow_s01_t5": lambda m: _variant(m, 0.1, transforms=5),
+    "autoflow_s01_lu": lambda m: _variant(m, 0.1, flow=_iaf_lu),
+    "autoflow_s1": lambda m: _variant(m, 1.0),
+    "autoflow_s1_t5": lambda m: _variant(m, 1.0, transforms=5),
+    "autoflow_s1_lu": lambda m: _variant(m, 1.0, flow=_iaf_lu),
+    "autoflow_s1_randperm": lambda m: _variant(m, 1.0, randperm=True),
+    "autoflow_s1_nsf": lambda m: _variant(m, 1.0, flow=lambda d: _nsf(d, hidden=(max(3 * d + 1, 32),))),
+    "autoflow_s1_nsf_wide": lambda m: _variant(m, 1.0, flow=lambda d: _nsf(d, hidden=(10 * d, 10 * d), bound=3.0)),
 }
 DEFAULT_GUIDES = ("normal", "mvn", "iaf1", "iaf3", "spline", "autoflow")
-GUIDE_LABELS = {
-    "normal": "Pyro AutoNormal",
-    "mvn": "Pyro AutoMultivariateNormal",
-    "iaf1": "Pyro AutoIAFNormal (1 transform)",
-    "iaf3": "Pyro AutoIAFNormal (3 transforms)",
-    "spline": "Pyro AutoNormalizingFlow (3 spline AR)",
-    "autoflow": "gendist AutoFlow",
-}
-
-
 def autoflow_available() -> bool:
     try:
         from gendist.bayes import AutoFlow  # noqa: F401
