@@ -110,7 +110,7 @@ class AutoFlow(AutoContinuous):
       wide finds the posterior's mass before it narrows, while a narrow start
       commits early to what is near it (measured in ``benchmarks/posteriors.py``:
       on a bimodal posterior the C2ST goes from 0.63 at 0.1 to 0.51 at 1, and it
-      is lower on every posterior there).
+      is lower on each of the five posteriors tried).
     - The flow works on standardized coordinates and :math:`\sigma` carries the
       posterior's scale, so the flow's parameters need not learn it: a posterior
       standard deviation of 0.01 or 100 asks the same of the network.
