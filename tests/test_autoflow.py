@@ -282,8 +282,12 @@ def test_svi_stops_on_a_nan_elbo():
         z = pyro.sample("z", dist.Normal(0.0, 1.0))
         pyro.factor("bad", z * float("nan"))
 
-    with pyro.validation_enabled(False), pytest.raises(FloatingPointError, match="ELBO became nan"):
-        svi(model, AutoFlow(model), steps=3)
+    torch_default = torch.distributions.Distribution._validate_args
+    try:  # pyro.validation_enabled restores Pyro's flag and sets torch's default to it on exit: restore torch's too
+        with pyro.validation_enabled(False), pytest.raises(FloatingPointError, match="ELBO became nan"):
+            svi(model, AutoFlow(model), steps=3)
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(torch_default)
 
 
 def test_plain_svi_with_autoflow():
