@@ -15,7 +15,8 @@ Then, for each (posterior, guide, seed) cell:
 - ``sec_per_step`` (the table's ms / step and its ratio to ``iaf3``): measured apart from the training runs, all
   guides of a posterior interleaved (:func:`speed`: 7 rounds of 30 steps each, in a fresh random order every
   round, after 20 warm-up steps; the median over rounds, and the median of the per-round ratios to ``iaf3``), so
-  that the load of a shared machine hits all alike; each cell also keeps its own training loop's time;
+  that the load of a shared machine hits all alike (:func:`table_speeds`); each cell also keeps its own training
+  loop's time;
 - funnel only: ``p_neck`` :math:`= P_q(v < -3)` from 20,000 guide draws, against the exact
   :math:`\Phi(-1) = 0.1587`.
 
@@ -33,7 +34,11 @@ The guides (``--guides``; :data:`GUIDES`). ``AutoNormal`` and ``AutoMultivariate
   Pyro's flow guides take no ``init_loc_fn``: they start from :math:`N(0, I)` in the unconstrained space);
 - ``spline``: ``AutoNormalizingFlow`` of three ``spline_autoregressive`` transforms (Pyro's defaults: 8 bins on
   [-3, 3], hidden ``[10 D, 10 D]``), each with its own random order of the variables;
-- ``autoflow``: ``gendist.bayes.AutoFlow(model)`` with its defaults; variants ``autoflow_*`` (:data:`GUIDES`).
+- ``autoflow``: ``gendist.bayes.AutoFlow(model)`` with its defaults; variants on request: ``autoflow_t5`` (its
+  defaults, five IAF layers) and ``autoflow_s01_*`` / ``autoflow_s1_*`` (:data:`GUIDES`: ``init_to_median``
+  and ``init_scale`` 0.1, ``s01``, or 1, ``s1``, spelled out, and another
+  flow: ``t5`` five IAF layers, ``lu`` the IAF then a learned ``LU`` linear map, ``randperm`` random orders,
+  ``nsf`` / ``nsf_wide`` autoregressive splines in the sampling orientation).
 
 The posteriors (``--posteriors``; :data:`POSTERIORS`):
 
@@ -55,9 +60,10 @@ The posteriors (``--posteriors``; :data:`POSTERIORS`):
   long NUTS on the non-centered model (the brief's reference; the numbers are in README_posteriors.md);
 - ``logistic``: Bayesian logistic regression on scikit-learn's breast-cancer data (569 rows, its 10 "mean"
   features standardized, an intercept; :math:`w \sim N(0, I_{11})`); the features are strongly collinear
-  (radius, perimeter, area), so the posterior has correlations near :math:`\pm 1`. Reference: Pyro's NUTS,
-  4 chains x 5000 draws after 1000 warm-up steps, float64, cached once in
-  ``benchmarks/references/posteriors_logistic.pt`` (every 2nd draw: 10,000) and reused.
+  (radius, perimeter, area: there the prior dominates, posterior sds 0.84 against 0.22-0.67 elsewhere), and the
+  posterior's correlations reach 0.6 in magnitude. Reference: Pyro's NUTS, 4 chains x 5000 draws after 1000
+  warm-up steps, float64 (322 s here; split R-hat at most 1.0001, smallest effective sample size 15,000),
+  cached once in ``benchmarks/references/posteriors_logistic.pt`` (every 2nd draw: 10,000) and reused.
 
 Results: one JSON per cell, ``OUT/<posterior>/<guide>/seed<S>_<budget>.json``, skipped when present and made with
 the same settings (``--force`` redoes them); ``OUT/results.json`` and ``OUT/table.md`` hold the table, which is
@@ -376,14 +382,14 @@ def _iaf_lu(d: int) -> Any:
     return FlowModule([*_iaf(d, hidden=(max(3 * d + 1, 32),)).transforms, LU(d)], d)
 
 
-# every guide with its own defaults (what a user gets), but for the variants, which spell theirs out
 GUIDES: dict[str, Callable[[Model], Any]] = {
-    "normal": lambda m: AutoNormal(m),
-    "mvn": lambda m: AutoMultivariateNormal(m),
+    "normal": lambda m: AutoNormal(m, init_loc_fn=init_to_median, init_scale=0.1),
+    "mvn": lambda m: AutoMultivariateNormal(m, init_loc_fn=init_to_median, init_scale=0.1),
     "iaf1": lambda m: AutoIAFNormal(m, num_transforms=1),
     "iaf3": lambda m: AutoIAFNormal(m, num_transforms=3),
     "spline": lambda m: AutoNormalizingFlow(m, functools.partial(iterated, 3, spline_autoregressive)),
     "autoflow": _autoflow,
+    "autoflow_t5": lambda m: _autoflow(m, transforms=5),  # AutoFlow's defaults but five IAF layers
     # AutoFlow variants (not in the default list): init_to_median, init_scale 0.1 (s01, AutoFlow's first default)
     # or 1 (s1), and a different flow
     "autoflow_s01": lambda m: _variant(m, 0.1),
@@ -397,19 +403,14 @@ GUIDES: dict[str, Callable[[Model], Any]] = {
     "autoflow_s1_nsf_wide": lambda m: _variant(m, 1.0, flow=lambda d: _nsf(d, hidden=(10 * d, 10 * d), bound=3.0)),
 }
 DEFAULT_GUIDES = ("normal", "mvn", "iaf1", "iaf3", "spline", "autoflow")
+
+
 def autoflow_available() -> bool:
     try:
         from gendist.bayes import AutoFlow  # noqa: F401
     except ImportError:
         return False
     return True
-
-
-def autoflow_fingerprint() -> str:
-    r"""The SHA-1 of ``gendist/bayes/autoflow.py``'s text: which version of AutoFlow a cell measured."""
-    import gendist.bayes.autoflow as module
-
-    return hashlib.sha1(Path(module.__file__).read_bytes()).hexdigest()[:12]
 
 
 # -- one cell -----------------------------------------------------------------------------------------------------
@@ -518,6 +519,26 @@ def speeds(post: Posterior, guides: list[str], args: argparse.Namespace, device:
     return saved["guides"]
 
 
+def table_speeds(post: Posterior, guides: list[str], args: argparse.Namespace, device: torch.device, out: Path
+                 ) -> dict[str, Any]:
+    r"""The table's seconds per step: every guide of the table measured in one interleaved session (saved in
+    ``OUT/<posterior>/speed.json`` under ``"table"``, measured again when the guides change or on ``--retime``).
+
+    The wall budgets keep the first measurement of each guide (:func:`speeds`), so that adding a guide later does
+    not move the others' budgets; the table's column comes from one session, so that its numbers compare.
+    """
+    path = out / post.name / "speed.json"
+    saved = json.loads(path.read_text())
+    if args.retime or args.force or saved.get("table", {}).get("names") != sorted(guides):
+        start = time.perf_counter()
+        saved["table"] = {"names": sorted(guides), "guides": speed(post, guides, args, device)}
+        path.write_text(json.dumps(saved, indent=1))
+        print(f"{post.name:20s} table speed: " + ", ".join(
+            f"{g} {1e3 * m['sec_per_step']:.2f} ms ({m['ratio']:.2f})" for g, m in saved["table"]["guides"].items())
+            + f" ({time.perf_counter() - start:.0f} s)", flush=True)
+    return saved["table"]["guides"]
+
+
 def train(post: Posterior, guide_name: str, steps: int, seed: int, args: argparse.Namespace) -> tuple[Any, dict]:
     r"""A fresh guide trained by SVI for ``steps`` steps; its timings and final loss."""
     pyro.clear_param_store()
@@ -585,12 +606,14 @@ def run_cell(post: Posterior, guide_name: str, seed: int, budget: str, steps: in
     r"""Train one guide for ``steps`` steps and evaluate it; a failure (NaN loss, an error) is recorded, not raised."""
     cell: dict[str, Any] = {"posterior": post.name, "guide": guide_name, "seed": seed, "budget": budget,
                             "settings": settings(args)}
-    if guide_name.startswith("autoflow"):  # which AutoFlow made the numbers (it is being developed)
-        cell["autoflow_sha1"] = autoflow_fingerprint()
     with torch.device(device):
         try:
             guide, info = train(post, guide_name, steps, seed, args)
             cell.update(info)
+            cell["init"] = {"init_loc_fn": getattr(getattr(guide, "init_loc_fn", None), "__name__", None),
+                            "init_scale": getattr(guide, "_init_scale", None)}
+            if guide_name.startswith("autoflow"):  # which AutoFlow made the numbers (it is being developed)
+                cell["autoflow_sha1"] = _AUTOFLOW_SHA1[0]
             start = time.perf_counter()
             cell.update(evaluate(post, guide, seed, args))
             cell["eval_seconds"] = time.perf_counter() - start
@@ -628,12 +651,20 @@ def cell(post: Posterior, guide_name: str, seed: int, budget: str, args: argpars
     return result
 
 
-def reference_floor(post: Posterior, seed: int, args: argparse.Namespace) -> float:
-    r"""The C2ST of two independent sets of ``--draws`` reference draws: what a perfect guide scores."""
+def reference_floor(post: Posterior, seed: int, args: argparse.Namespace, out: Path) -> float:
+    r"""The C2ST of two independent sets of ``--draws`` reference draws: what a perfect guide scores (saved in
+    ``OUT/<posterior>/floor_seed<S>.json``)."""
+    path = out / post.name / f"floor_seed{seed}.json"
+    saved = load_cell(path, args)
+    if saved is not None:
+        return saved["c2st"]
     g = torch.Generator().manual_seed(seed)
     both = post.reference(2 * args.draws, g).float()
-    return classifier_two_sample_test(both[: args.draws], both[args.draws:], steps=args.c2st_steps,
+    c2st = classifier_two_sample_test(both[: args.draws], both[args.draws:], steps=args.c2st_steps,
                                       generator=g).statistic
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"c2st": c2st, "settings": settings(args)}))
+    return c2st
 
 
 # -- the table ----------------------------------------------------------------------------------------------------
@@ -762,6 +793,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--check-references", action="store_true",
                    help="only compare eight schools' exact draws with NUTS (non-centered), then stop")
     p.add_argument("--force", action="store_true", help="redo the cells already saved")
+    p.add_argument("--retime", action="store_true", help="measure the table's seconds per step again")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--threads", type=int, default=1)
@@ -796,15 +828,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cells: list[dict[str, Any]] = []
     floors: dict[str, list[float]] = {}
     speed_of: dict[str, dict[str, Any]] = {}
+    shown: dict[str, dict[str, Any]] = {}
     for pname in args.posteriors:
         post = POSTERIORS[pname](device, dtype, args)
-        floors[pname] = [reference_floor(post, seed, args) for seed in range(args.seeds)]
+        floors[pname] = [reference_floor(post, seed, args, out) for seed in range(args.seeds)]
         speed_of[pname] = speeds(post, args.guides, args, device, out)
+        shown[pname] = table_speeds(post, args.guides, args, device, out)
         for seed in range(args.seeds):
             for budget in args.budgets:
                 for gname in args.guides:
                     cells.append(cell(post, gname, seed, budget, args, device, out, speed_of[pname]))
-    rows = summarize(cells, floors, speed_of)
+    rows = summarize(cells, floors, shown)
     text = table(rows, args.posteriors, args.guides)
     summary = {"settings": settings(args), "steps": args.steps, "seeds": args.seeds, "speed": speed_of, "rows": rows,
                "table": text, "seconds": time.perf_counter() - start}

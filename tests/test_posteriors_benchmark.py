@@ -54,10 +54,13 @@ def test_posteriors_tiny(tmp_path: Path) -> None:
         assert 0 <= funnel["p_neck"] <= 1 and abs(funnel["p_neck_exact"] - 0.158655) < 1e-5
         assert funnel["kl"] == -funnel["elbo"]
         # the wall budget: iaf3's time for --steps steps at the guide's interleaved speed
-        speed = json.loads((out / "funnel" / "speed.json").read_text())["guides"]
+        timing = json.loads((out / "funnel" / "speed.json").read_text())
+        speed = timing["guides"]
         assert speed["iaf3"]["ratio"] == 1 and set(speed) == set(guides)
         wall = rows["funnel/spline"]["wall"]["steps"][0]
-        assert wall == max(1, round(3 / speed["spline"]["ratio"])) and rows["funnel/spline"]["speed"] == speed["spline"]
+        assert wall == max(1, round(3 / speed["spline"]["ratio"]))
+        assert rows["funnel/spline"]["speed"] == timing["table"]["guides"]["spline"]  # the table's own session
+        assert (out / "funnel" / "floor_seed0.json").is_file()
         assert (refs / "posteriors_logistic.pt").is_file() and "| logistic | mvn |" in results["table"]
         assert (out / "table.md").read_text().strip() == results["table"]
 
