@@ -2,7 +2,6 @@ r"""``AutoAmortizedFlow``: an amortized flow autoguide for the per-datum latent 
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -24,10 +23,9 @@ from torch import Tensor
 from torch.distributions import biject_to, constraints
 
 from gendist._checks import check_integer, check_number
-from gendist.bayes.autoflow import AutoFlow, identity_init
+from gendist.bayes.autoflow import AutoFlow, build_flow, identity_init
 from gendist.bayes.svi import fit_guide
 from gendist.distributions.flow import Flow
-from gendist.flows.autoregressive import IAF
 from gendist.flows.core import FlowModule
 from gendist.nn.mlp import MLP
 from gendist.transforms.elementwise import MonotonicAffine
@@ -324,28 +322,7 @@ class AutoAmortizedFlow(AutoGuide):
         return torch.cat(parts, -1)
 
     def _build_flow(self, d: int, features: int) -> FlowModule:
-        spec, kwargs = self._flow_spec, dict(self._flow_kwargs)
-        if spec is None:
-            kwargs.setdefault("transforms", 2)
-            kwargs.setdefault("hidden", (max(3 * d + 1, 32),))
-            flow = IAF(d, context=features, **kwargs)
-        elif isinstance(spec, FlowModule):
-            if kwargs:
-                raise TypeError(f"flow_kwargs {sorted(kwargs)} are for a recipe; flow is already built")
-            flow = spec
-        elif isinstance(spec, type) and issubclass(spec, FlowModule):
-            if "fast" in inspect.signature(spec).parameters:
-                kwargs.setdefault("fast", "sample")
-            flow = spec(d, context=features, **kwargs)
-        elif callable(spec):
-            flow = spec(d, features)
-        else:
-            raise TypeError(
-                "flow must be None, a gendist flow recipe (e.g. gendist.flows.NSF), a function (d, context) -> "
-                f"FlowModule or a conditional FlowModule, got {type(spec).__name__}"
-            )
-        if not isinstance(flow, FlowModule):
-            raise TypeError(f"flow must build a gendist FlowModule, got {type(flow).__name__}")
+        flow = build_flow(self._flow_spec, self._flow_kwargs, d, context=features, transforms=2)
         if flow.features != d or flow.context != features:
             raise ValueError(
                 f"flow has {flow.features} features and context {flow.context}, but plate {self.plate!r}'s latent "

@@ -74,6 +74,40 @@ def identity_init(flow: FlowModule) -> FlowModule:
     return flow
 
 
+def build_flow(spec: object, kwargs: dict, dim: int, context: int = 0, transforms: int = 3) -> FlowModule:
+    r"""The flow of a guide over vectors of size ``dim`` (conditional on ``context`` numbers) from its spec.
+
+    ``spec`` is None (an :class:`~gendist.flows.IAF` with ``transforms`` layers), a gendist recipe class (built
+    with ``kwargs`` and ``fast="sample"`` when it has that option), a function ``dim -> flow`` (``(dim, context)
+    -> flow`` for a conditional one) or a built flow module.
+    """
+    kwargs = dict(kwargs)
+    conditional = {"context": context} if context else {}
+    if spec is None:
+        kwargs.setdefault("transforms", transforms)
+        kwargs.setdefault("hidden", (max(3 * dim + 1, 32),))
+        flow = IAF(dim, **conditional, **kwargs)
+    elif isinstance(spec, FlowModule):
+        if kwargs:
+            raise TypeError(f"flow_kwargs {sorted(kwargs)} are for a recipe; flow is already built")
+        flow = spec
+    elif isinstance(spec, type) and issubclass(spec, FlowModule):
+        if "fast" in inspect.signature(spec).parameters:
+            kwargs.setdefault("fast", "sample")
+        flow = spec(dim, **conditional, **kwargs)
+    elif callable(spec):
+        flow = spec(dim, context) if context else spec(dim)
+    else:
+        signature = "(d, context) -> FlowModule" if context else "dim -> FlowModule"
+        raise TypeError(
+            f"flow must be None, a gendist flow recipe (e.g. gendist.flows.NSF), a function {signature} "
+            f"or a FlowModule, got {type(spec).__name__}"
+        )
+    if not isinstance(flow, FlowModule):
+        raise TypeError(f"flow must build a gendist FlowModule, got {type(flow).__name__}")
+    return flow
+
+
 def _tensor_of(module: nn.Module) -> Tensor:
     for t in module.parameters():
         return t
@@ -181,28 +215,7 @@ class AutoFlow(AutoContinuous):
         self._shapes_key = _shapes_key(args, kwargs)
 
     def _build_flow(self, dim: int) -> FlowModule:
-        spec, kwargs = self._flow_spec[0], dict(self._flow_kwargs)
-        if spec is None:
-            kwargs.setdefault("transforms", 3)
-            kwargs.setdefault("hidden", (max(3 * dim + 1, 32),))
-            flow = IAF(dim, **kwargs)
-        elif isinstance(spec, FlowModule):
-            if kwargs:
-                raise TypeError(f"flow_kwargs {sorted(kwargs)} are for a recipe; flow is already built")
-            flow = spec
-        elif isinstance(spec, type) and issubclass(spec, FlowModule):
-            if "fast" in inspect.signature(spec).parameters:
-                kwargs.setdefault("fast", "sample")
-            flow = spec(dim, **kwargs)
-        elif callable(spec):
-            flow = spec(dim)
-        else:
-            raise TypeError(
-                f"flow must be None, a gendist flow recipe (e.g. gendist.flows.NSF), a function dim -> FlowModule "
-                f"or a FlowModule, got {type(spec).__name__}"
-            )
-        if not isinstance(flow, FlowModule):
-            raise TypeError(f"flow must build a gendist FlowModule, got {type(flow).__name__}")
+        flow = build_flow(self._flow_spec[0], self._flow_kwargs, dim, transforms=3)
         if flow.features != dim:
             raise ValueError(
                 f"flow has {flow.features} features but the model's latent sites make a vector of size {dim} "
